@@ -58,6 +58,12 @@ class Backend(ABC):
     name: str = "backend"
     #: True if the same requests give the same draws (checked by ``hotmess.testing``).
     deterministic: bool = False
+    #: The kinds of reasoning budget this backend honours: ``"tokens"`` (a hard cap on
+    #: reasoning tokens, ``SampleRequest.budget``) and/or ``"effort"`` (a vendor effort level,
+    #: ``SampleRequest.effort``). The engine refuses, before any sampling, a budget whose kind
+    #: is not listed here (naming the budget and the backend). An unbudgeted cell (no cap, no
+    #: effort) is always allowed.
+    budget_kinds: tuple[str, ...] = ("tokens",)
 
     def __init__(self, model: ModelSpec, **options: Any) -> None:
         self.model = model

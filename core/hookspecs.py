@@ -50,3 +50,25 @@ def register_embedders(register):
     ``factory(**options)`` returns an object with ``embed(texts: list[str]) -> ndarray``
     of shape ``(len(texts), dim)``.
     """
+
+
+@hookspec
+def register_producers(register):
+    """Register producers: experiments that make their cube without the backend x task
+    sampling loop (the synthetic optimizer, SWE-bench through Inspect, the survey, importers).
+
+    Call ``register(name, factory, description="...", extra="...")`` per producer;
+    ``factory(**options) -> hotmess.core.producer.Producer``; ``options`` are the keys of the
+    ``producer`` config group entry (``docs/design.md``, "Producers").
+    """
+
+
+@hookspec
+def register_figures(register):
+    """Register figure/table builders shipped by a plugin.
+
+    Call ``register(name, build, cubes=(...), need="all", title="", options={...},
+    variables=(...), caption="", description="")`` per figure, with the same meaning as
+    :func:`hotmess.paper.registry.figure`; ``build(cubes, settings) -> (Figure, numbers)``.
+    ``hotmess paper`` builds them beside the built-in figures.
+    """

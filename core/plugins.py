@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pluggy
@@ -17,7 +17,7 @@ from hotmess.core import hookspecs
 
 log = logging.getLogger(__name__)
 
-KINDS = ("backends", "tasks", "embedders")
+KINDS = ("backends", "tasks", "embedders", "producers", "figures")
 
 
 class PluginError(LookupError):
@@ -30,7 +30,7 @@ class Registration:
 
     Attributes
     ----------
-    kind : {"backends", "tasks", "embedders"}
+    kind : {"backends", "tasks", "embedders", "producers", "figures"}
     name : str
     factory : callable
     plugin : str
@@ -40,6 +40,9 @@ class Registration:
     description : str
     extra : str
         The pip extra to install for its dependencies (``pip install 'hotmess[extra]'``).
+    meta : dict
+        Further keyword arguments given to ``register`` (figures: ``cubes``, ``need``,
+        ``title``, ``options``, ``variables``, ``caption``).
     """
 
     kind: str
@@ -50,6 +53,7 @@ class Registration:
     version: str = ""
     description: str = ""
     extra: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 _pm: pluggy.PluginManager | None = None
@@ -106,12 +110,13 @@ def registrations(kind: str) -> dict[str, Registration]:
         plugin_name = pm.get_name(impl.plugin) or getattr(impl.plugin, "__name__", "?")
         dist, version = _dists.get(plugin_name, ("", ""))
 
-        def register(name, factory, *, description="", extra="", _p=plugin_name, _d=dist, _v=version):
+        def register(name, factory, *, description="", extra="", _p=plugin_name, _d=dist, _v=version,
+                     **meta):
             if name in out and out[name].plugin != _p:
                 raise PluginError(
                     f"{kind[:-1]} {name!r} is registered twice: by plugin {out[name].plugin!r} and by {_p!r}"
                 )
-            out[name] = Registration(kind, name, factory, _p, _d, _v, description, extra)
+            out[name] = Registration(kind, name, factory, _p, _d, _v, description, extra, dict(meta))
 
         impl.function(register=register)
     return out
