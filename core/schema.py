@@ -139,7 +139,7 @@ VARIABLES: dict[str, Variable] = {v.name: v for v in (
     # --- per-draw data
     Variable("outcome", SAMPLE_DIMS + ("<outcome>",), "f", "1",
              "scored outcome of the draw: probability vector, test pass/fail, embedding; "
-             "NaN where not run", "data", _SAMPLED),
+             "NaN where not run", "data", _ALL_SAMPLED),
     Variable("reasoning_tokens", SAMPLE_DIMS, "f", "tokens",
              "reasoning tokens of the draw (NaN: unknown or not run)"),
     Variable("output_tokens", SAMPLE_DIMS, "f", "tokens",
