@@ -21,7 +21,7 @@ def _missing_module_hint(cfg: DictConfig, exc: ModuleNotFoundError) -> str:
     from hotmess.core import plugins
 
     hints = []
-    for kind, key in (("tasks", "task"), ("backends", "backend")):
+    for kind, key in (("tasks", "task"), ("backends", "backend"), ("producers", "producer")):
         name = (cfg.get(key) or {}).get("name")
         try:
             reg = plugins.get(kind, name) if name else None
