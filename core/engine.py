@@ -12,6 +12,7 @@ are re-exported for compatibility.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from hotmess.core import manifest, plugins
+from hotmess.core import manifest, options, plugins
 from hotmess.core.assembly import combine, write_produced
 from hotmess.core.backend import Backend, ModelSpec
 from hotmess.core.cube import CubeStore
@@ -55,8 +56,26 @@ def build_task(exp: Experiment) -> Task:
 
 
 def build_backend(exp: Experiment, spec: ModelSpec) -> Backend:
-    """The backend of one model size, built by its registered factory."""
-    return plugins.create("backends", exp.backend["name"], spec, **exp.options("backend"))
+    """The backend of one model size, built by its registered factory.
+
+    Where the backend declares its options (:mod:`hotmess.core.options`), they are merged
+    in the one precedence: command line > model family (declared keys of
+    ``spec.options``, which are then taken out of it) > backend config entry > defaults.
+    """
+    name = exp.backend["name"]
+    entry = exp.options("backend")
+    target = plugins.get("backends", name).meta.get("declares")
+    if target is None:  # options not declared: passed through, the backend merges them
+        return plugins.create("backends", name, spec, **entry)
+    decl = options.declared(target, skip=1)
+    family = {k: v for k, v in spec.options.items() if decl is not None and k in decl.fields}
+    spec = dataclasses.replace(spec, options={k: v for k, v in spec.options.items() if k not in family})
+    resolved = options.resolve(target, [
+        ("backend config", entry),
+        (f"model {spec.name}/{spec.size}", family),
+        ("command line", options.command_line(exp.overrides, "backend", entry)),
+    ], where=f"backend {name!r}", skip=1)
+    return plugins.create("backends", name, spec, **resolved)
 
 
 def build_producer(exp: Experiment) -> Producer:

@@ -104,6 +104,9 @@ class Experiment:
     config : dict
         The whole resolved config as plain data: recorded in the cube's attributes and in the
         manifest. Producers read their options and the fields above, not this.
+    overrides : tuple of str
+        The command-line overrides (``key=value``), for the options' precedence
+        (:mod:`hotmess.core.options`).
     """
 
     name: str
@@ -117,6 +120,7 @@ class Experiment:
     backend: dict[str, Any] | None = None
     producer: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
+    overrides: tuple[str, ...] = ()
 
     @property
     def root(self) -> Path:
@@ -381,4 +385,5 @@ def parse_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Experime
         backend=backend,
         producer=producer,
         config=_plain(cfg),
+        overrides=tuple(overrides),
     )

@@ -1,10 +1,10 @@
-"""The task contract (DESIGN.md, "Task contract")."""
+"""The task contract (docs/design.md, "Plugins: backends, tasks, embedders, producers, figures")."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from hotmess.core.types import (
     DrawResult,
@@ -28,11 +28,16 @@ class Task(ABC):
     """
 
     name: str = "task"
-    #: What a draw is scored into; sets the cube's outcome dimension (see ``OUTCOME_DIMS``).
+    #: What a draw is scored into; sets the cube's outcome dimension
+    #: (:data:`hotmess.core.schema.OUTCOME_DIMS`).
     outcome_kind: OutcomeKind = "probabilities"
-    #: Keys of ``Question.data`` stored as per-question coordinates of the cube (strings or
-    #: numbers), e.g. ``("difficulty",)`` for GPQA's difficulty labels.
+    #: Keys of ``Question.data`` stored as per-question coordinates of the cube (a number
+    #: per question where every value is a number, else a string; ``None`` -> ``""``), e.g.
+    #: ``("difficulty",)`` for GPQA's difficulty labels.
     question_coords: tuple[str, ...] = ()
+    #: The typed options (a dataclass; :mod:`hotmess.core.options`). ``None``: the
+    #: constructor's signature declares them.
+    Options: ClassVar[type | None] = None
 
     @abstractmethod
     def questions(self) -> list[Question]:

@@ -457,7 +457,7 @@ def plugin_venv(tmp_path_factory):
 def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.distribution("hotmess-example-plugin")  # not in the test environment
-    listing = _subprocess_ok([str(plugin_venv), "-m", "hotmess.core.cli", "plugins"])
+    listing = _subprocess_ok([str(plugin_venv), "-m", "hotmess.cli", "plugins"])
     lines = {ln.split()[0]: ln.split() for ln in listing.splitlines() if ln.startswith("  ")}
     assert lines["arith"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
     assert lines["calculator"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
@@ -479,7 +479,7 @@ def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
 
 def test_third_party_plugin_runs_end_to_end_with_its_own_hydra_config(plugin_venv, tmp_path):
     xr = pytest.importorskip("xarray")
-    out = _subprocess_ok([str(plugin_venv), "-m", "hotmess.core.cli", "run",
+    out = _subprocess_ok([str(plugin_venv), "-m", "hotmess.cli", "run",
                           "hydra.searchpath=[pkg://hotmess_example.conf]", "experiment=arith_demo",
                           f"out_dir={tmp_path}", "task.n_questions=12"], cwd=tmp_path)
     assert f"cube: {tmp_path}/arith_demo/cube.nc" in out

@@ -26,4 +26,5 @@ def register_producers(register):
         _factory,
         description="import a survey CSV of intelligence/coherence ranks",
         extra="",
+        declares="hotmess.plugins.survey.producer:SurveyProducer",
     )

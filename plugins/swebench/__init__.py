@@ -26,4 +26,5 @@ def register_producers(register):
         _factory,
         description="SWE-bench Verified via inspect_ai/inspect_evals; per-test pass/fail cube",
         extra="swebench",
+        declares="hotmess.plugins.swebench.producer:SWEBenchProducer",
     )

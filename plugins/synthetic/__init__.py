@@ -25,4 +25,5 @@ def register_producers(register):
         _factory,
         description="transformers imitating steepest descent; per-step bias/variance",
         extra="synthetic",
+        declares="hotmess.plugins.synthetic.experiment:SyntheticProducer",
     )
