@@ -461,6 +461,8 @@ def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
     lines = {ln.split()[0]: ln.split() for ln in listing.splitlines() if ln.startswith("  ")}
     assert lines["arith"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
     assert lines["calculator"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
+    assert lines["answers_csv"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]  # a producer
+    assert lines["example_incoherence"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]  # a figure
     assert lines["mmlu"][2] == "hotmess"  # the built-ins are still there
     script = (
         "from hotmess.core.backend import ModelSpec\n"
@@ -471,8 +473,14 @@ def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
         "b = check_plugin_registration('calculator', 'backend', distribution='hotmess-example-plugin',\n"
         "    factory_args=(ModelSpec('calculator', 'careful', 'calculator'),), factory_kwargs={'slip': 0.1})\n"
         "print([len(r) for r in check_backend(b)])\n"
+        "from hotmess.testing import check_producer\n"
+        "p = check_plugin_registration('answers_csv', 'producer', distribution='hotmess-example-plugin',\n"
+        "                              factory_kwargs={'csv': 'answers.csv'})\n"
+        "print(check_producer(p))\n"
+        "f = check_plugin_registration('example_incoherence', 'figure', distribution='hotmess-example-plugin')\n"
+        "print(callable(f))\n"
     )
-    assert _subprocess_ok([str(plugin_venv), "-c", script]).split("\n")[:2] == ["6", "[1, 3, 2, 3]"]
+    assert _subprocess_ok([str(plugin_venv), "-c", script]).split("\n")[:4] == ["6", "[1, 3, 2, 3]", "None", "True"]
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.distribution("hotmess-example-plugin")
 
@@ -501,3 +509,24 @@ def test_third_party_plugin_runs_end_to_end_with_its_own_hydra_config(plugin_ven
         acc = onehot.mean(["question", "draw"])
         assert float(acc.sel(size="careful", budget="64")) > 0.7
         assert float(acc.sel(size="careful", budget="64")) > float(acc.sel(size="careful", budget="4"))
+    # its figure, through the plugin registry, on the cube just made
+    script = ("import xarray as xr\nfrom hotmess.core import plugins\n"
+              f"cube = xr.load_dataset({str(tmp_path / 'arith_demo' / 'cube.nc')!r})\n"
+              "fig, numbers = plugins.registrations('figures')['example_incoherence'].factory({'arith_demo': cube})\n"
+              "print(sorted(numbers['incoherence']), sorted(numbers['incoherence']['careful']))\n")
+    assert _subprocess_ok([str(plugin_venv), "-c", script]).strip() == "['careful', 'sloppy'] ['16', '4', '64']"
+
+
+def test_third_party_producer_runs_with_its_own_hydra_config(plugin_venv, tmp_path):
+    csv = tmp_path / "answers.csv"
+    csv.write_text("model,size,question,draw,answer,target\nm,s,q0,0,A,A\nm,s,q0,1,B,A\nm,s,q1,0,,C\nm,s,q1,1,C,C\n")
+    out = _subprocess_ok([str(plugin_venv), "-m", "hotmess.cli", "run",
+                          "hydra.searchpath=[pkg://hotmess_example.conf]", "experiment=answers_demo",
+                          f"out_dir={tmp_path}", f"producer.csv={csv}"], cwd=tmp_path)
+    assert f"cube: {tmp_path}/answers_demo/cube.nc" in out
+    from hotmess.core.cube import open_cube
+
+    ds = open_cube(tmp_path / "answers_demo" / "cube.nc")
+    assert ds.attrs["outcome_kind"] == "probabilities" and ds.attrs["experiment"] == "answers_demo"
+    np.testing.assert_array_equal(ds.outcome.isel(model=0, size=0, budget=0).values,
+                                  [[[1, 0, 0, 0], [0, 1, 0, 0]], [[0.25] * 4, [0, 0, 1, 0]]])

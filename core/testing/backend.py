@@ -1,4 +1,4 @@
-"""Conformance checks of a backend (DESIGN.md, "Backend contract"; :class:`hotmess.core.backend.Backend`)."""
+"""Conformance checks of a backend (docs/design.md, "Plugins: backends, tasks, embedders, producers, figures"; :class:`hotmess.core.backend.Backend`)."""
 
 from __future__ import annotations
 

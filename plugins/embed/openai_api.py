@@ -1,6 +1,6 @@
 """The ``openai`` embedder: the OpenAI embeddings API (``POST /v1/embeddings``).
 
-The paper embedded open-ended answers with OpenAI ``text-embedding-3-large`` (PAPER.md 1b).
+The paper embedded open-ended answers with OpenAI ``text-embedding-3-large`` (docs/science.md, "Metrics").
 Any server that speaks the same endpoint works through ``base_url``.
 """
 

@@ -1,5 +1,5 @@
 """The ``mwe`` task plugin: Perez et al. (2022)'s 16 human-written "advanced AI risk"
-model-written evals, in the paper's two formats (PAPER.md 1b):
+model-written evals, in the paper's two formats (docs/science.md, "Metrics"):
 
 * ``mwe_mc``: multiple choice, scored against the answer that shows the desired behaviour;
 * ``mwe_open``: open-ended, the ``<answer>`` text embedded (variance only).

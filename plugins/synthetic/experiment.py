@@ -1,4 +1,4 @@
-"""The synthetic optimizer experiment end to end (PAPER.md section 3; metric: section 1b).
+"""The synthetic optimizer experiment end to end (docs/science.md, "The synthetic optimizer"; metric: "Metrics").
 
 :class:`SyntheticProducer` (``hotmess run experiment=synthetic``; or :func:`run_experiment`
 without the engine) generates the problem and the teacher's trajectories, trains every model
@@ -210,7 +210,7 @@ def eval_starts(cfg: SynthConfig, problem, seed: int) -> np.ndarray:
 
 
 def decomposition_np(xs: np.ndarray, b: np.ndarray, A: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-step bias^2, variance and error in the A-norm over start points (PAPER.md 1b).
+    """Per-step bias^2, variance and error in the A-norm over start points (docs/science.md, "Metrics").
 
     Parameters
     ----------
