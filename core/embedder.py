@@ -4,7 +4,7 @@ An open-ended task (e.g. ``mwe_open``) scores each draw's answer as an embedding
 embedders are plugins registered with ``register_embedders`` and built by the task as
 ``hotmess.core.plugins.create("embedders", name, **options)``. The variance of a question is
 then the mean squared distance of its draws' embeddings from their mean
-(``docs/science.md``, "Open-ended outcomes"; ``docs/design.md``, "Plugins").
+(``docs/science.md``, "Metrics"; ``docs/design.md``, "Plugins: backends, tasks, embedders, producers, figures").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The survey producer plugin (docs/science.md, "Survey"; Figs. 4b and 27).
+"""The survey producer plugin (docs/science.md, "Figures: SWE-bench, model-written evals, survey, transcripts, report page"; Figs. 4b and 27).
 
 People ranked entities (ML models, non-human organisms, well-known people, human
 institutions) by intelligence and by coherence; coherence ranks are inverted to incoherence

@@ -265,7 +265,7 @@ def survey_cube(rows: list[Row], *, n_entities: int | None = None) -> xr.Dataset
             "rater": np.array(raters, dtype=object),
             "attribute": (("measure", "rater"), attribute),
         },
-        attrs={"n_entities": n, "inversion": INVERSION, "source": "docs/science.md, "Figures: SWE-bench, model-written evals, survey, transcripts, report page" (survey)"},
+        attrs={"n_entities": n, "inversion": INVERSION, "source": "docs/science.md, survey (arXiv 2601.23045)"},
     )
     return ds
 

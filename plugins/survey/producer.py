@@ -10,7 +10,7 @@ from hotmess.plugins.survey.importer import EXAMPLE_CSV, import_survey
 
 
 class SurveyProducer(Producer):
-    """Import a survey of intelligence / coherence ranks (docs/science.md, "Survey").
+    """Import a survey of intelligence / coherence ranks (docs/science.md, "Figures: SWE-bench, model-written evals, survey, transcripts, report page").
 
     Parameters
     ----------

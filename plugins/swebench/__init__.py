@@ -1,4 +1,4 @@
-"""The SWE-bench Verified producer plugin (docs/science.md, "SWE-bench"; Figs. 2b and 25).
+"""The SWE-bench Verified producer plugin (docs/design.md, "Experiments"; Figs. 2b and 25).
 
 SWE-bench runs through Inspect (``inspect_ai``) with inspect_evals' SWE-bench task and a
 minimal ReAct bash agent; the eval logs are converted into a cube of per-run pass/fail

@@ -1,6 +1,6 @@
 """The ``swebench`` producer: run SWE-bench Verified through Inspect and convert the logs.
 
-The paper's settings (docs/science.md, "SWE-bench"): a minimal ReAct agent with a bash tool
+The paper's settings (docs/design.md, "Experiments"): a minimal ReAct agent with a bash tool
 (inspect_evals' ``basic_solver``: Inspect's ``react`` with ``bash`` and ``submit``), a
 250-message limit, 1 hour per task, 30 runs (Inspect epochs). Each (model, size, budget) cell
 is one ``inspect_ai.eval`` call whose log lands in ``<out_dir>/logs/<model>__<size>__<budget>/``;

@@ -1,4 +1,4 @@
-"""The synthetic optimizer producer plugin (docs/science.md, "Synthetic optimizer").
+"""The synthetic optimizer producer plugin (docs/science.md, "The synthetic optimizer").
 
 Transformers trained to imitate steepest descent on a quadratic; per-step bias and variance of
 their rollouts. Registered as producer ``synthetic`` (``hotmess run experiment=synthetic``).
