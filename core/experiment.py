@@ -318,10 +318,22 @@ def model_families(cfg: DictConfig) -> list[ModelFamily]:
 
 
 def _plain(node: Any) -> Any:
-    if isinstance(node, DictConfig) or OmegaConf.is_config(node):
-        return OmegaConf.to_container(node, resolve=True)
-    if isinstance(node, Mapping):
-        return OmegaConf.to_container(OmegaConf.create(dict(node)), resolve=True)
+    """A config node as plain data, interpolations resolved.
+
+    Raises
+    ------
+    ConfigError
+        An interpolation that cannot be resolved (e.g. ``${synthetic}`` without that block).
+    """
+    from omegaconf.errors import OmegaConfBaseException
+
+    try:
+        if isinstance(node, DictConfig) or OmegaConf.is_config(node):
+            return OmegaConf.to_container(node, resolve=True)
+        if isinstance(node, Mapping):
+            return OmegaConf.to_container(OmegaConf.create(dict(node)), resolve=True)
+    except OmegaConfBaseException as exc:
+        raise ConfigError(f"the config cannot be resolved: {str(exc).splitlines()[0]}") from exc
     return node
 
 
