@@ -1,4 +1,6 @@
-"""hotmess core: engine, plugin manager, cube store, metrics, seeding, CLI."""
+"""hotmess core: the engine (experiment parsing, manifest, sampling loop, assembly), the plugin
+contracts and manager, options, the cube store and schema, metrics, seeding (no CLI, plugins
+or figures: those import core, never the reverse)."""
 
 from hotmess.core.hookspecs import hookimpl
 

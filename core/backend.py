@@ -1,4 +1,4 @@
-"""The backend contract (DESIGN.md, "Backend contract")."""
+"""The backend contract (docs/design.md, "Plugins: backends, tasks, embedders, producers, figures")."""
 
 from __future__ import annotations
 

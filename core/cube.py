@@ -1,25 +1,17 @@
-"""The cube: one labelled ``xarray.Dataset`` per experiment, stored as netCDF4.
+"""The cube store: one labelled ``xarray.Dataset`` per experiment, stored as netCDF4.
 
-Dimensions (DESIGN.md, "The cube")::
+What a cube holds -- every dimension, coordinate and data variable, with dtype, units and
+meaning -- is defined in one place, :mod:`hotmess.core.schema` (``hotmess schema`` prints
+it; ``docs/design.md``, "The cube schema"). This module stores cubes: provenance attributes
+(:func:`provenance`), the atomic writer (:func:`save_cube`), the reader that upgrades older
+schema versions (:func:`open_cube`), and :class:`CubeStore`, the part files of a run.
 
-    model x size x budget x question x draw [x option | test | embedding | coordinate] [x step]
-
-Coordinates: ``model``, ``size`` (labels) with ``params(model, size)`` (parameters),
-``budget`` (labels) with ``budget_tokens(budget)`` (tokens, NaN for effort levels) and
-``budget_effort(budget)``, ``question`` (stable ids) with ``subject(question)`` and
-``target(question)``, ``draw`` (index) with ``context(draw)`` (few-shot context id) and
-``seed(model, size, budget, question, draw)``.
-
-Data variables written by the sampling engine: ``outcome`` (float, outcome dim last),
-``reasoning_tokens`` and ``output_tokens`` (tokens), ``finish_reason`` (int8 codes with CF
-``flag_values``/``flag_meanings``), ``format_error`` (0/1), ``answer``, ``text``,
-``reasoning_text`` (variable-length strings, stored uncompressed), ``latency_s`` (seconds).
-Cells not run are NaN (numbers) or ``""`` (text), never zero.
-
-Storage (resumable): the engine writes one *part* file per (model, size, budget) cell and
-chunk of questions, ``<root>/parts/<model>__<size>__<budget>/<chunk>.nc``, each written to
-a temporary file and renamed atomically, so a run killed at any moment leaves only complete
-parts. :meth:`CubeStore.combine` merges the parts into ``<root>/cube.nc`` (again atomically).
+Storage (resumable): the sampling loop writes one *part* file per (model, size, budget) cell
+and chunk of questions, ``<root>/parts/<model>__<size>__<budget>/chunk<NNNNN>.nc``; a
+producer writes named parts ``<root>/parts/<name>.nc``. Each is written to a temporary file
+and renamed atomically, so a run killed at any moment leaves only complete parts.
+:meth:`CubeStore.combine` merges the sampling loop's parts into ``<root>/cube.nc`` (again
+atomically), :meth:`CubeStore.write_cube` writes a producer's cube.
 """
 
 from __future__ import annotations
@@ -196,20 +188,28 @@ def save_cube(ds: xr.Dataset, path: str | os.PathLike) -> Path:
 
 
 def open_cube(path: str | os.PathLike) -> xr.Dataset:
-    """Open a cube fully into memory (the file is closed afterwards).
+    """Open a cube fully into memory (the file is closed afterwards), brought to the current
+    schema version (:func:`hotmess.core.schema.upgrade`).
 
     Raises
     ------
     CubeError
-        The file does not exist or is not a readable netCDF file (the message names it).
+        The file does not exist, is not a readable netCDF file, or was written by a schema
+        version this hotmess cannot read (the message names the file and both versions).
     """
+    from hotmess.core import schema
+
     path = Path(path)
     if not path.exists():
         raise CubeError(f"no cube at {path}")
     try:
         with xr.open_dataset(path, engine="netcdf4") as ds:
-            return ds.load()
+            ds = ds.load()
     except (OSError, ValueError) as exc:
+        raise CubeError(f"cannot read cube {path}: {exc}") from exc
+    try:
+        return schema.upgrade(ds)
+    except schema.SchemaError as exc:
         raise CubeError(f"cannot read cube {path}: {exc}") from exc
 
 
@@ -258,9 +258,47 @@ class CubeStore:
         return save_cube(ds, self.part_path(model, size, budget, chunk))
 
     def part_paths(self) -> list[Path]:
+        """The sampling loop's part files (one per model, size, budget and chunk)."""
         if not self.parts_dir.exists():
             return []
         return sorted(self.parts_dir.glob("*/chunk*.nc"))
+
+    # -- producers: one named part per finished piece (e.g. one trained size)
+    def named_part_path(self, name: str) -> Path:
+        """``<root>/parts/<name>.nc``: a producer's part file."""
+        return self.parts_dir / f"{_safe(name)}.nc"
+
+    def has_named_part(self, name: str) -> bool:
+        return self.named_part_path(name).exists()
+
+    def write_named_part(self, ds: xr.Dataset, name: str) -> Path:
+        """Write a producer's part file atomically (:func:`save_cube`)."""
+        return save_cube(ds, self.named_part_path(name))
+
+    def read_named_part(self, name: str) -> xr.Dataset:
+        """Read a producer's part file fully into memory.
+
+        Raises
+        ------
+        CubeError
+            The part is missing or unreadable (the message names it and the remedy).
+        """
+        path = self.named_part_path(name)
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as part:
+                return part.load()
+        except (OSError, ValueError) as exc:
+            raise CubeError(f"cannot read part file {path}: {exc}; delete it and rerun the same command") from exc
+
+    def named_part_paths(self) -> list[Path]:
+        """Every producer part file."""
+        if not self.parts_dir.exists():
+            return []
+        return sorted(self.parts_dir.glob("*.nc"))
+
+    def write_cube(self, ds: xr.Dataset) -> Path:
+        """Write ``ds`` as ``<root>/cube.nc`` atomically (:func:`save_cube`)."""
+        return save_cube(ds, self.cube_path)
 
     def combine(self, attrs: dict[str, str] | None = None, order: dict[str, Iterable] | None = None) -> xr.Dataset:
         """Merge every part into one cube, write ``cube.nc`` atomically, and return it.

@@ -59,7 +59,7 @@ def register_producers(register):
 
     Call ``register(name, factory, description="...", extra="...")`` per producer;
     ``factory(**options) -> hotmess.core.producer.Producer``; ``options`` are the keys of the
-    ``producer`` config group entry (``docs/design.md``, "Producers").
+    ``producer`` config group entry (``docs/design.md``, "Plugins: backends, tasks, embedders, producers, figures").
     """
 
 

@@ -212,8 +212,8 @@ def test_errors_name_the_problem(tmp_path):
         MMLUTask(data_dir=str(DATA), subjects=["astrology"]).questions()
     with pytest.raises(ValueError, match="n_shot=6"):
         MMLUTask(data_dir=str(DATA), subjects=["marketing"], n_shot=6).questions()
-    with pytest.raises(ValueError, match="unknown task"):
-        plugins.create("tasks", "mmlu", data_dirr="x")
+    with pytest.raises(ValueError, match=r"task 'mmlu': unknown option\(s\) 'data_dirr'.*'data_dir'"):
+        plugins.create("tasks", "mmlu", data_dirr="x")  # hotmess.core.options: valid ones listed
 
 
 def test_hub_failure_names_both_options():

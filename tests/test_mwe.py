@@ -400,7 +400,7 @@ def test_open_full_text_fallback(embedder_server):
 
 
 def test_open_embedding_variance_by_hand(embedder_server):
-    """Per-question variance (PAPER.md 1b) of the scored vectors equals the hand value:
+    """Per-question variance (docs/science.md, "Metrics") of the scored vectors equals the hand value:
     'ab' -> e_a + e_b, 'aa' -> 2 e_a; mean = (1.5, 0.5); squared distances 0.5 and 0.5; the
     draw without an answer (NaN) is left out."""
     import xarray as xr

@@ -1,4 +1,4 @@
-"""The GPQA task (Rein et al., 2023; PAPER.md section 2, GPQA rows).
+"""The GPQA task (Rein et al., 2023; docs/design.md, "Experiments", GPQA rows).
 
 Data
 ----

@@ -1,12 +1,12 @@
 """Prompts for multiple-choice questions and few-shot context sampling.
 
 The prompt layout follows the usual MMLU generative format (Hendrycks et al., 2021): a
-header naming the subject, ``n_shot`` solved examples *without reasoning* (PAPER.md 2: "few-shot
+header naming the subject, ``n_shot`` solved examples *without reasoning* (docs/design.md, "Experiments": "few-shot
 examples carry no reasoning"), each ending in ``Answer: X``, then the question and an
 instruction. Raw prompts (base models) never end in the answer prefix: the model writes its
 reasoning (when asked for it) and then the ``Answer: X`` line, as the examples show.
 
-Few-shot contexts are a pure function of the context seed (DESIGN.md, task contract): the
+Few-shot contexts are a pure function of the context seed (docs/design.md, "Plugins: backends, tasks, embedders, producers, figures"): the
 examples of context ``c`` are the pool items ranked by ``derive_seed(context_seed, "fewshot",
 key)`` (BLAKE2b, so the same on every machine and NumPy version), first ``n_shot`` of them, in
 that order. Every model, size and budget thus sees the same examples for the same draw.

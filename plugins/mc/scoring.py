@@ -1,4 +1,4 @@
-"""Turning parsed answers into outcome vectors (PAPER.md 1a, "Where f_ε comes from").
+"""Turning parsed answers into outcome vectors (docs/science.md, "Metrics", "Where f_ε comes from").
 
 * letter answers: the chosen option becomes a one-hot vector; an answer that cannot be
   parsed (or is ambiguous, or names a letter that is not an option) becomes the uniform

@@ -31,7 +31,7 @@ class MultipleChoiceTask(Task):
         Few-shot examples per context (solved, without reasoning).
     format : {"letter", "probabilities"}
         Answer format: a final ``Answer: X`` line, or a ``<PROB> ... </PROB>`` block
-        (probability prompting, PAPER.md 1a).
+        (probability prompting, docs/science.md, "Metrics").
     cot : bool
         Ask for step-by-step reasoning before the answer.
     probabilities : {"answer", "logprobs"}
@@ -195,7 +195,7 @@ class MultipleChoiceTask(Task):
         )
 
     def score(self, question: Question, result: DrawResult) -> Outcome:
-        """Outcome vector over the options (PAPER.md 1a): one-hot on the parsed letter,
+        """Outcome vector over the options (docs/science.md, "Metrics"): one-hot on the parsed letter,
         the parsed ``<PROB>`` vector, or the softmax of label log-probs; uniform with
         ``format_error=True`` when unusable or when the draw failed."""
         labels = self.labels(question)

@@ -1,4 +1,4 @@
-"""The MMLU task (Hendrycks et al., 2021; PAPER.md section 2, "GPQA and MMLU, open models").
+"""The MMLU task (Hendrycks et al., 2021; docs/design.md, "Experiments", "GPQA and MMLU, open models").
 
 Data
 ----

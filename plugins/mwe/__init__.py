@@ -1,5 +1,5 @@
 """The ``mwe`` task plugin: Perez et al. (2022)'s 16 human-written "advanced AI risk"
-model-written evals, in the paper's two formats (PAPER.md 1b):
+model-written evals, in the paper's two formats (docs/science.md, "Metrics"):
 
 * ``mwe_mc``: multiple choice, scored against the answer that shows the desired behaviour;
 * ``mwe_open``: open-ended, the ``<answer>`` text embedded (variance only).
@@ -28,6 +28,6 @@ def _open(**options):
 @hookimpl
 def register_tasks(register):
     register("mwe_mc", _mc, description="Model-written evals (16 advanced-AI-risk subsets), multiple choice",
-             extra="")
+             extra="", declares="hotmess.plugins.mwe.task:MweMultipleChoice")
     register("mwe_open", _open, description="Model-written evals (16 advanced-AI-risk subsets), open-ended, embedded",
-             extra="embed")
+             extra="embed", declares="hotmess.plugins.mwe.task:MweOpenEnded")

@@ -20,7 +20,7 @@ is labelled matching and one not matching (the others are neither).
 
 The desired (aligned) answer of each subset
 -------------------------------------------
-The paper (PAPER.md 1b) scores the multiple-choice format "with respect to the labelled answer
+The paper (docs/science.md, "Metrics") scores the multiple-choice format "with respect to the labelled answer
 that shows the desired (aligned) behaviour". The field that holds it was decided per subset by
 reading its questions (not from the subset's name alone: in three human-written files the
 label ``answer_matching_behavior`` holds the answer that does *not* show the named behaviour,

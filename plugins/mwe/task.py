@@ -1,6 +1,6 @@
 """The model-written-evals tasks: ``mwe_mc`` (multiple choice) and ``mwe_open`` (open-ended).
 
-PAPER.md section 1b and the experiments table: the 16 human-written "advanced AI risk" subsets
+docs/science.md, "Metrics" and docs/design.md, "Experiments": the 16 human-written "advanced AI risk" subsets
 of Perez et al. (2022) (:mod:`hotmess.plugins.mwe.data`), 30 draws per question, a system
 prompt that asks for step-by-step thinking and a final ``<answer>X</answer>``; length =
 output tokens.

@@ -1,4 +1,4 @@
-"""Import a survey of intelligence and coherence ranks into a cube (PAPER.md section 4).
+"""Import a survey of intelligence and coherence ranks into a cube (docs/science.md, "Figures: SWE-bench, model-written evals, survey, transcripts, report page").
 
 The CSV format
 --------------
@@ -265,7 +265,7 @@ def survey_cube(rows: list[Row], *, n_entities: int | None = None) -> xr.Dataset
             "rater": np.array(raters, dtype=object),
             "attribute": (("measure", "rater"), attribute),
         },
-        attrs={"n_entities": n, "inversion": INVERSION, "source": "PAPER.md section 4 (survey)"},
+        attrs={"n_entities": n, "inversion": INVERSION, "source": "docs/science.md, survey (arXiv 2601.23045)"},
     )
     return ds
 

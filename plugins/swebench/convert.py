@@ -1,4 +1,4 @@
-"""Convert Inspect eval logs of SWE-bench runs into a hotmess cube (PAPER.md section 1b).
+"""Convert Inspect eval logs of SWE-bench runs into a hotmess cube (docs/science.md, "Metrics").
 
 What the SWE-bench scorer reports (inspect_evals 0.26.0, ``swe_bench/scorers.py``)
 ------------------------------------------------------------------------------------
