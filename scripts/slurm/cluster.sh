@@ -61,7 +61,7 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=600
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=30 State=UP OverSubscribe=YES
+PartitionName=debug Nodes=localhost Default=YES MaxTime=60 State=UP OverSubscribe=YES
 CONF
   export SLURM_CONF="$dir/slurm.conf"
   munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \
