@@ -2,7 +2,7 @@
 
 ``core/`` -> ``hotmess.core``, ``plugins/`` -> ``hotmess.plugins``, ``paper/`` ->
 ``hotmess.paper``, ``conf/`` -> ``hotmess.conf`` (the Hydra configs, shipped in the wheel),
-and ``core/testing/`` -> ``hotmess.testing`` (the conformance kit for plugin authors).
+``cli/`` -> ``hotmess.cli`` (the command line, above core and paper), and ``core/testing/`` -> ``hotmess.testing`` (the conformance kit for plugin authors).
 ``hotmess`` itself is a namespace package, so the wheel installs no generic top-level
 names.  Everything else about the build lives in ``pyproject.toml``.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 from setuptools import setup
 
 ROOT = Path(__file__).parent
-TOP = {"core": "hotmess.core", "plugins": "hotmess.plugins", "paper": "hotmess.paper", "conf": "hotmess.conf"}
+TOP = {"core": "hotmess.core", "plugins": "hotmess.plugins", "paper": "hotmess.paper", "conf": "hotmess.conf",
+       "cli": "hotmess.cli"}
 #: Sub-folders installed under another name: the plugin conformance kit is ``hotmess.testing``.
 RENAMED = {"core/testing": "hotmess.testing"}
 

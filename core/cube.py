@@ -320,9 +320,47 @@ class CubeStore:
         return save_cube(ds, self.part_path(model, size, budget, chunk))
 
     def part_paths(self) -> list[Path]:
+        """The sampling loop's part files (one per model, size, budget and chunk)."""
         if not self.parts_dir.exists():
             return []
         return sorted(self.parts_dir.glob("*/chunk*.nc"))
+
+    # -- producers: one named part per finished piece (e.g. one trained size)
+    def named_part_path(self, name: str) -> Path:
+        """``<root>/parts/<name>.nc``: a producer's part file."""
+        return self.parts_dir / f"{_safe(name)}.nc"
+
+    def has_named_part(self, name: str) -> bool:
+        return self.named_part_path(name).exists()
+
+    def write_named_part(self, ds: xr.Dataset, name: str) -> Path:
+        """Write a producer's part file atomically (:func:`save_cube`)."""
+        return save_cube(ds, self.named_part_path(name))
+
+    def read_named_part(self, name: str) -> xr.Dataset:
+        """Read a producer's part file fully into memory.
+
+        Raises
+        ------
+        CubeError
+            The part is missing or unreadable (the message names it and the remedy).
+        """
+        path = self.named_part_path(name)
+        try:
+            with xr.open_dataset(path, engine="netcdf4") as part:
+                return part.load()
+        except (OSError, ValueError) as exc:
+            raise CubeError(f"cannot read part file {path}: {exc}; delete it and rerun the same command") from exc
+
+    def named_part_paths(self) -> list[Path]:
+        """Every producer part file."""
+        if not self.parts_dir.exists():
+            return []
+        return sorted(self.parts_dir.glob("*.nc"))
+
+    def write_cube(self, ds: xr.Dataset) -> Path:
+        """Write ``ds`` as ``<root>/cube.nc`` atomically (:func:`save_cube`)."""
+        return save_cube(ds, self.cube_path)
 
     def combine(self, attrs: dict[str, str] | None = None, order: dict[str, Iterable] | None = None) -> xr.Dataset:
         """Merge every part into one cube, write ``cube.nc`` atomically, and return it.

@@ -21,7 +21,7 @@ def _missing_module_hint(cfg: DictConfig, exc: ModuleNotFoundError) -> str:
     from hotmess.core import plugins
 
     hints = []
-    for kind, key in (("tasks", "task"), ("backends", "backend")):
+    for kind, key in (("tasks", "task"), ("backends", "backend"), ("producers", "producer")):
         name = (cfg.get(key) or {}).get("name")
         try:
             reg = plugins.get(kind, name) if name else None
@@ -37,12 +37,12 @@ def _missing_module_hint(cfg: DictConfig, exc: ModuleNotFoundError) -> str:
 def hydra_main(cfg: DictConfig) -> str:
     from hydra.core.hydra_config import HydraConfig
 
-    from hotmess.core.cli import _unmet_needs
     from hotmess.core.cube import CubeError
     from hotmess.core.engine import ConfigError, run_experiment
+    from hotmess.core.needs import unmet_needs
     from hotmess.core.plugins import PluginError
 
-    unmet = _unmet_needs(list(cfg.get("needs") or []))
+    unmet = unmet_needs(list(cfg.get("needs") or []))
     if unmet:
         log.warning("experiment %s lists needs this machine does not meet: %s (it may fail)",
                     cfg.get("experiment"), ", ".join(unmet))

@@ -41,8 +41,10 @@ class Registration:
     extra : str
         The pip extra to install for its dependencies (``pip install 'hotmess[extra]'``).
     meta : dict
-        Further keyword arguments given to ``register`` (figures: ``cubes``, ``need``,
-        ``title``, ``options``, ``variables``, ``caption``).
+        Further keyword arguments given to ``register``: ``declares`` (the class or options
+        dataclass that declares the plugin's options, or ``"module:attribute"``;
+        :mod:`hotmess.core.options`); figures: ``cubes``, ``need``, ``title``, ``options``,
+        ``variables``, ``caption``.
     """
 
     kind: str
@@ -142,16 +144,28 @@ def get(kind: str, name: str) -> Registration:
 
 
 def create(kind: str, name: str, *args, **options) -> Any:
-    """Build a registered backend/task/embedder, turning a missing optional dependency into
-    an error that names the pip extra to install.
+    """Build a registered backend/task/embedder/producer, turning a missing optional
+    dependency into an error that names the pip extra to install.
+
+    Where the registration declares its options (``register(..., declares="module:Class")``,
+    :mod:`hotmess.core.options`), they are checked first: an unknown option is refused with
+    the list of valid ones, a value of the wrong type with the expected type.
 
     Raises
     ------
     PluginError
         Unknown name, or the plugin's optional dependency is missing.
+    hotmess.core.options.OptionsError
+        An unknown option or a value of the wrong type.
     """
     reg = get(kind, name)
     try:
+        target = reg.meta.get("declares")
+        if target is not None:
+            from hotmess.core.options import resolve
+
+            options = resolve(target, [(f"{kind[:-1]} options", options)], where=f"{kind[:-1]} {name!r}",
+                              skip=len(args))
         return reg.factory(*args, **options)
     except ModuleNotFoundError as exc:
         extra = f"pip install 'hotmess[{reg.extra}]'" if reg.extra else "install its dependencies"

@@ -1,10 +1,10 @@
-"""The task contract (DESIGN.md, "Task contract")."""
+"""The task contract (docs/design.md, "Plugins: backends, tasks, embedders, producers, figures")."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, ClassVar
 
 from hotmess.core.types import (
     DrawResult,
@@ -28,14 +28,16 @@ class Task(ABC):
     """
 
     name: str = "task"
-    #: What a draw is scored into; sets the cube's outcome dimension (see ``OUTCOME_DIMS``).
+    #: What a draw is scored into; sets the cube's outcome dimension
+    #: (:data:`hotmess.core.schema.OUTCOME_DIMS`).
     outcome_kind: OutcomeKind = "probabilities"
-    #: Self-contained experiments (synthetic optimizer, survey import) that do not go through
-    #: a backend set this and implement :meth:`run`.
-    runs_itself: bool = False
-    #: Keys of ``Question.data`` stored as per-question coordinates of the cube (strings or
-    #: numbers), e.g. ``("difficulty",)`` for GPQA's difficulty labels.
+    #: Keys of ``Question.data`` stored as per-question coordinates of the cube (a number
+    #: per question where every value is a number, else a string; ``None`` -> ``""``), e.g.
+    #: ``("difficulty",)`` for GPQA's difficulty labels.
     question_coords: tuple[str, ...] = ()
+    #: The typed options (a dataclass; :mod:`hotmess.core.options`). ``None``: the
+    #: constructor's signature declares them.
+    Options: ClassVar[type | None] = None
 
     @abstractmethod
     def questions(self) -> list[Question]:
@@ -73,11 +75,13 @@ class Task(ABC):
         """Score one draw. Never raises on bad model output: an unparseable answer is an
         :class:`Outcome` with ``format_error=True`` (and the task's fallback vector)."""
 
+    def score_batch(self, question: Question, results: Sequence[DrawResult]) -> list[Outcome]:
+        """Score every draw of one question at once; the engine calls this (default: :meth:`score`
+        draw by draw). Override it where scoring is cheaper in a batch (e.g. one embedding call
+        for all draws); it must agree with :meth:`score` draw by draw."""
+        return [self.score(question, r) for r in results]
+
     def info(self) -> dict[str, Any]:
         """Provenance for the cube's attributes (data source and version, prompt version,
         the task's OPEN choices)."""
         return {"task": self.name}
-
-    def run(self, cfg: Any, out_dir: Any) -> Any:  # pragma: no cover - only for runs_itself
-        """Run a self-contained experiment and return the path of its cube."""
-        raise NotImplementedError(f"task {self.name!r} is sampled through a backend")

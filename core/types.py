@@ -4,7 +4,8 @@ A *backend* turns :class:`SampleRequest` objects into :class:`DrawResult` object
 draw). A *task* says which :class:`Question` objects exist, builds a request for a question,
 its few-shot context and a reasoning budget, and scores each draw's result into an
 :class:`Outcome` of the task's kind. The engine owns everything in between (seeds, batching,
-storage). See DESIGN.md, "Plugins".
+storage). See ``docs/design.md``, "Plugins: backends, tasks, embedders, producers, figures";
+the cube's layout (and each kind's outcome dimension) is :mod:`hotmess.core.schema`.
 """
 
 from __future__ import annotations
@@ -18,14 +19,9 @@ FinishReason = Literal["stop", "length", "budget", "error"]
 #: The finish reasons, in the order of their integer codes in the cube (CF ``flag_values``).
 FINISH_REASONS: tuple[str, ...] = ("stop", "length", "budget", "error")
 
+#: What a task's draw is scored into (a kind of :data:`hotmess.core.schema.KINDS` with an
+#: outcome dimension: :data:`hotmess.core.schema.OUTCOME_DIMS`).
 OutcomeKind = Literal["probabilities", "tests", "embedding", "point"]
-#: The name of the cube's outcome dimension for each outcome kind.
-OUTCOME_DIMS: dict[str, str] = {
-    "probabilities": "option",
-    "tests": "test",
-    "embedding": "embedding",
-    "point": "coordinate",
-}
 
 
 @dataclass(frozen=True)
@@ -76,8 +72,12 @@ class SampleRequest:
         chain of thought the reasoning ends where this text appears; when the budget is hit,
         the backend appends it to force the answer.
     option_labels : tuple of str
-        For multiple choice: the option labels (``"A"``..). Backends that support log-probs
-        return the log-probability of each label as the first answer token.
+        For multiple choice: the option labels (``"A"``..).
+    want_logprobs : bool
+        The task scores this request from log-probabilities (probability prompting,
+        ensembling): a backend that can, returns in :attr:`DrawResult.logprobs` the
+        log-probability of each of ``option_labels`` as the first answer token; one that
+        cannot leaves ``logprobs`` ``None`` and the task falls back to the text.
     sampling : SamplingParams
     metadata : dict
         Free-form, passed through to the backend (e.g. a system prompt for API backends).
@@ -119,10 +119,13 @@ class DrawResult:
         prefix on; if the answer was forced, it starts with the forced prefix).
     reasoning : str
         The reasoning text (thinking tokens, or the chain of thought before the answer).
-    output_tokens : int
-        All generated tokens, reasoning included (tokens).
-    reasoning_tokens : int
+    output_tokens : int or None
+        All generated tokens, reasoning included (tokens). ``None`` = unknown (a server that
+        does not report it): stored as NaN in the cube. (``-1`` is accepted as "unknown" too,
+        for compatibility; new code uses ``None``.)
+    reasoning_tokens : int or None
         Tokens of reasoning (tokens); as reported by the server where it reports them.
+        ``None`` = unknown (NaN in the cube), as for ``output_tokens``.
     finish_reason : {"stop", "length", "budget", "error"}
         ``"budget"``: the reasoning budget was hit and the answer forced; ``"length"``: the
         answer itself was cut at ``max_tokens`` (censored, not a normal answer).
@@ -133,13 +136,19 @@ class DrawResult:
     error : str or None
         Why the draw failed, for ``finish_reason == "error"``.
     latency_s : float
-        Wall-clock seconds spent on this draw's request (shared across a batch).
+        Wall-clock seconds spent on this draw's request (shared across a batch); NaN = not
+        measured (the engine then records the batch's time divided by its requests).
+    extra : dict
+        Further per-draw facts the backend reports (e.g. ``budget_hit``, ``prompt_tokens``,
+        ``retries``): each key whose value is a bool, number or string becomes a per-draw
+        data variable of the cube with that name (``extra_<key>`` where the name is taken),
+        NaN / ``""`` in draws that do not report it; other values are dropped.
     """
 
     text: str
     reasoning: str = ""
-    output_tokens: int = 0
-    reasoning_tokens: int = 0
+    output_tokens: int | None = 0
+    reasoning_tokens: int | None = 0
     finish_reason: FinishReason = "stop"
     seed: int | None = None
     logprobs: dict[str, float] | None = None

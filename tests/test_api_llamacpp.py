@@ -123,7 +123,7 @@ def test_hotmess_run_with_llama_cpp_server_makes_a_cube(tmp_path):
 
     xr = pytest.importorskip("xarray")
     cmd = [
-        sys.executable, "-m", "hotmess.core.cli", "run", "backend=api", "model@models.gemma3=gemma3_llamacpp",
+        sys.executable, "-m", "hotmess.cli", "run", "backend=api", "model@models.gemma3=gemma3_llamacpp",
         f"task.data_dir={DATA}", "task.subjects=[marketing]", "task.per_subject=2", "task.n_shot=1",
         "draws=2", "seeds_per_context=2", "~budgets", "+budgets={small:8}", "sampling.max_tokens=2",
         "models.gemma3.server_options.n_ctx=2048", "models.gemma3.server_options.n_threads=2",

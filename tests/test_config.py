@@ -13,6 +13,7 @@ from hotmess.core.engine import (
     check_manifest,
     model_specs,
     parse_budgets,
+    parse_experiment,
     sampling_for,
 )
 from hotmess.core.hydra_app import CONF_DIR
@@ -43,7 +44,10 @@ def test_every_experiment_composes_and_resolves(name):
     cfg = apply_scale(cfg)
     OmegaConf.to_container(cfg, resolve=True)  # no missing interpolation
     assert cfg.experiment == name
-    assert cfg.task.name
+    # a sampled experiment selects a task and a backend; the others a producer instead
+    assert bool(cfg.get("producer")) != bool(cfg.get("task") and cfg.get("backend"))
+    exp = parse_experiment(cfg)
+    assert exp.name == name and (exp.producer or exp.task)["name"]
 
 
 def test_parse_budgets_rules():

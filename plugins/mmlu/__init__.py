@@ -22,4 +22,5 @@ def register_tasks(register):
         _factory,
         description="MMLU multiple choice (cais/mmlu or local JSONL), letter or <PROB> answers",
         extra="datasets",
+        declares="hotmess.plugins.mmlu.task:MMLUTask",
     )

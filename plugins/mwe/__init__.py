@@ -28,6 +28,6 @@ def _open(**options):
 @hookimpl
 def register_tasks(register):
     register("mwe_mc", _mc, description="Model-written evals (16 advanced-AI-risk subsets), multiple choice",
-             extra="")
+             extra="", declares="hotmess.plugins.mwe.task:MweMultipleChoice")
     register("mwe_open", _open, description="Model-written evals (16 advanced-AI-risk subsets), open-ended, embedded",
-             extra="embed")
+             extra="embed", declares="hotmess.plugins.mwe.task:MweOpenEnded")

@@ -1,11 +1,11 @@
-"""The survey task plugin (PAPER.md section 4; Figs. 4b and 27).
+"""The survey producer plugin (docs/science.md, "Survey"; Figs. 4b and 27).
 
 People ranked entities (ML models, non-human organisms, well-known people, human
 institutions) by intelligence and by coherence; coherence ranks are inverted to incoherence
 ranks and both are averaged per entity with the standard error of the mean. The paper's raw
-ranks are not public, so the task imports a documented CSV (see
-:mod:`hotmess.plugins.survey.importer`). Registered as task ``survey`` (runs itself:
-``hotmess run experiment=survey``). Nothing heavy is imported here.
+ranks are not public, so the producer imports a documented CSV (see
+:mod:`hotmess.plugins.survey.importer`). Registered as producer ``survey`` (``hotmess run
+experiment=survey``). Nothing heavy is imported here.
 """
 
 from __future__ import annotations
@@ -14,16 +14,17 @@ from hotmess.core.hookspecs import hookimpl
 
 
 def _factory(**options):
-    from hotmess.plugins.survey.task import SurveyTask
+    from hotmess.plugins.survey.producer import SurveyProducer
 
-    return SurveyTask(**options)
+    return SurveyProducer(**options)
 
 
 @hookimpl
-def register_tasks(register):
+def register_producers(register):
     register(
         "survey",
         _factory,
-        description="import a survey CSV of intelligence/coherence ranks (runs itself)",
+        description="import a survey CSV of intelligence/coherence ranks",
         extra="",
+        declares="hotmess.plugins.survey.producer:SurveyProducer",
     )

@@ -1,8 +1,8 @@
-"""The synthetic optimizer task plugin (PAPER.md section 3).
+"""The synthetic optimizer producer plugin (docs/science.md, "Synthetic optimizer").
 
 Transformers trained to imitate steepest descent on a quadratic; per-step bias and variance of
-their rollouts. Registered as task ``synthetic`` (runs itself: ``hotmess run
-experiment=synthetic``). Nothing heavy is imported here; the implementation lives in
+their rollouts. Registered as producer ``synthetic`` (``hotmess run experiment=synthetic``).
+Nothing heavy is imported here; the implementation lives in
 :mod:`hotmess.plugins.synthetic.experiment` and its siblings (torch is needed: extra
 ``synthetic``).
 """
@@ -13,16 +13,17 @@ from hotmess.core.hookspecs import hookimpl
 
 
 def _factory(**options):
-    from hotmess.plugins.synthetic.experiment import SyntheticTask
+    from hotmess.plugins.synthetic.experiment import SyntheticProducer
 
-    return SyntheticTask(**options)
+    return SyntheticProducer(**options)
 
 
 @hookimpl
-def register_tasks(register):
+def register_producers(register):
     register(
         "synthetic",
         _factory,
-        description="transformers imitating steepest descent; per-step bias/variance (runs itself)",
+        description="transformers imitating steepest descent; per-step bias/variance",
         extra="synthetic",
+        declares="hotmess.plugins.synthetic.experiment:SyntheticProducer",
     )

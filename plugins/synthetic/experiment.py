@@ -1,8 +1,9 @@
 """The synthetic optimizer experiment end to end (PAPER.md section 3; metric: section 1b).
 
-``SyntheticTask.run(cfg, out_dir)`` generates the problem and the teacher's trajectories,
-trains every model size (resumable checkpoints), rolls each out from the same start points,
-and writes ``<out_dir>/cube.nc``.
+:class:`SyntheticProducer` (``hotmess run experiment=synthetic``; or :func:`run_experiment`
+without the engine) generates the problem and the teacher's trajectories, trains every model
+size (resumable checkpoints), rolls each out from the same start points, and returns the cube
+that the engine writes to ``<out_dir>/cube.nc``.
 
 Cube layout (dims ``model x size x step x question x draw x coordinate``):
 
@@ -22,9 +23,10 @@ held-out u-token cross-entropy, nats/token), the curves ``test_loss_curve`` and
 ``train_loss_curve`` over ``train_step``, ``train_seconds``, and for convenience ``bias``,
 ``variance`` and ``error`` per step (A-norm relative to b; the figures recompute them).
 
-Run directory: ``checkpoints/<size>.pt`` (training state, resumable), ``parts/<size>.nc``
-(the finished rollout of a size, written atomically), ``manifest.json`` (the settings the
-files on disk were made with; resuming with different settings is refused).
+Run directory (a :class:`hotmess.core.cube.CubeStore`): ``checkpoints/<size>.pt`` (training
+state, resumable), ``parts/<size>.nc`` (the finished rollout of a size, written atomically by
+the store), ``manifest.json`` (:mod:`hotmess.core.manifest`: the settings the files on disk
+were made with, :func:`manifest_settings`; resuming with different settings is refused).
 """
 
 from __future__ import annotations
@@ -39,9 +41,8 @@ from typing import Any
 
 import numpy as np
 
+from hotmess.core.producer import Producer
 from hotmess.core.seeding import derive_seed
-from hotmess.core.task import Task
-from hotmess.core.types import Question
 
 log = logging.getLogger(__name__)
 
@@ -232,36 +233,25 @@ def decomposition_np(xs: np.ndarray, b: np.ndarray, A: np.ndarray) -> dict[str, 
 
 
 # --------------------------------------------------------------------------- run
-def _atomic_netcdf(ds, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    ds.to_netcdf(tmp, engine="netcdf4")
-    os.replace(tmp, path)
-
-
-def _check_manifest(root: Path, cfg: SynthConfig, seed: int) -> None:
+def manifest_settings(cfg: SynthConfig, seed: int) -> dict[str, Any]:
+    """The settings the files of a run directory depend on (for :mod:`hotmess.core.manifest`):
+    every setting but the device, the CPU threads and the rollout batch size."""
     data = asdict(cfg)
     for k in ("device", "threads"):
         data.pop(k)
     data["rollout"].pop("batch_size")
     data["seed"] = seed
-    path = root / "manifest.json"
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old != json.loads(json.dumps(data)):
-            diff = sorted(k for k in set(old) | set(data) if old.get(k) != json.loads(json.dumps(data)).get(k))
-            raise SyntheticConfigError(
-                f"{path} was written with different settings (differ in: {diff}); "
-                "use another out_dir or delete that run directory"
-            )
-    else:
-        root.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name("manifest.json.tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-        os.replace(tmp, path)
+    return data
+
+
+def has_samples(store) -> bool:
+    """Whether the run directory holds finished sizes or training checkpoints."""
+    return bool(store.named_part_paths()) or any((store.root / "checkpoints").glob("*.pt"))
 
 
 def run_experiment(cfg: SynthConfig, out_dir: str | os.PathLike, *, seed: int = 0, provenance_attrs=None) -> Path:
-    """Train, roll out and write the cube; resumable at any point.
+    """Train, roll out and write the cube; resumable at any point (without the engine:
+    ``hotmess run experiment=synthetic`` goes through :class:`SyntheticProducer`).
 
     Parameters
     ----------
@@ -277,6 +267,29 @@ def run_experiment(cfg: SynthConfig, out_dir: str | os.PathLike, *, seed: int = 
     -------
     pathlib.Path
         The cube's path.
+
+    Raises
+    ------
+    hotmess.core.experiment.ConfigError
+        ``out_dir`` holds files made with different settings.
+    """
+    from hotmess.core import manifest, schema
+    from hotmess.core.cube import CubeStore, provenance
+
+    store = CubeStore(out_dir)
+    manifest.check(store.root, manifest_settings(cfg, seed), has_samples=has_samples(store))
+    ds = produce(cfg, store, seed=seed)
+    if provenance_attrs is None:  # called without the engine: record this experiment's settings
+        provenance_attrs = provenance({"seed": seed, "experiment": "synthetic", "synthetic": asdict(cfg)})
+    ds.attrs = {**provenance_attrs, **ds.attrs}
+    schema.stamp(ds.attrs, "point")
+    return store.write_cube(ds)
+
+
+def produce(cfg: SynthConfig, store, *, seed: int = 0):
+    """Train every size (resumable checkpoints under ``store.root/checkpoints``), roll each
+    out (one part file per size, :meth:`~hotmess.core.cube.CubeStore.write_named_part`) and
+    return the assembled cube (:func:`assemble`), without provenance.
     """
     import torch
     import xarray as xr
@@ -286,10 +299,8 @@ def run_experiment(cfg: SynthConfig, out_dir: str | os.PathLike, *, seed: int = 
     from hotmess.plugins.synthetic.rollout import rollout
     from hotmess.plugins.synthetic.train import describe, train
 
-    root = Path(out_dir)
-    _check_manifest(root, cfg, seed)
-    (root / "checkpoints").mkdir(exist_ok=True)
-    (root / "parts").mkdir(exist_ok=True)
+    root = store.root
+    (root / "checkpoints").mkdir(parents=True, exist_ok=True)
     if cfg.threads:
         torch.set_num_threads(int(cfg.threads))
     device = pick_device(cfg.device)
@@ -303,9 +314,8 @@ def run_experiment(cfg: SynthConfig, out_dir: str | os.PathLike, *, seed: int = 
     data = None
     for size in cfg.sizes:
         spec = cfg.spec(size)
-        part = root / "parts" / f"{spec.name}.nc"
-        if part.exists():
-            log.info("synthetic: size %s already done (%s)", spec.name, part)
+        if store.has_named_part(spec.name):
+            log.info("synthetic: size %s already done (%s)", spec.name, store.named_part_path(spec.name))
             continue
         if data is None:
             t0 = time.perf_counter()
@@ -342,23 +352,19 @@ def run_experiment(cfg: SynthConfig, out_dir: str | os.PathLike, *, seed: int = 
             attrs={**{k: int(v) for k, v in facts.items()}, "train_seconds": hist.seconds,
                    "rollout_seconds": roll_s, "device": str(device)},
         )
-        _atomic_netcdf(ds, part)
-    return assemble(cfg, root, problem, x0, seed=seed, provenance_attrs=provenance_attrs)
+        store.write_named_part(ds, spec.name)
+    return assemble(cfg, store, problem, x0, seed=seed)
 
 
-def assemble(cfg: SynthConfig, root: Path, problem, x0: np.ndarray, *, seed: int, provenance_attrs=None) -> Path:
-    """Combine the per-size parts with the teacher's rollout into ``root/cube.nc``."""
+def assemble(cfg: SynthConfig, store, problem, x0: np.ndarray, *, seed: int):
+    """Combine the per-size parts with the teacher's rollout into the cube (a dataset)."""
     import xarray as xr
 
     from hotmess.plugins.synthetic.problem import teacher_trajectories
     from hotmess.plugins.synthetic.rollout import recorded_steps
 
-    try:
-        from hotmess.core.cube import save_cube
-    except ImportError:  # pragma: no cover - the core store is part of the package
-        save_cube = None
     names = [s["name"] for s in cfg.sizes]
-    parts = [xr.load_dataset(root / "parts" / f"{n}.nc") for n in names]
+    parts = [store.read_named_part(n) for n in names]
     steps = recorded_steps(cfg.rollout.steps, cfg.rollout.record_every)
     txs, _ = teacher_trajectories(problem, x0, cfg.rollout.steps, cfg.step_norm)
     teacher = txs[steps]
@@ -428,64 +434,45 @@ def assemble(cfg: SynthConfig, root: Path, problem, x0: np.ndarray, *, seed: int
         else f"start points and sampling at temperature {cfg.rollout.temperature}",
         "devices": sorted({p.attrs["device"] for p in parts}),
     }
-    if provenance_attrs is None:  # called without the engine: record this experiment's settings
-        from hotmess.core.cube import provenance
-
-        provenance_attrs = provenance({"seed": seed, "experiment": "synthetic", "synthetic": asdict(cfg)})
-    attrs = dict(provenance_attrs)
-    attrs.update({"experiment": "synthetic", "outcome_kind": "point", "task_info": json.dumps(info, sort_keys=True)})
-    ds.attrs.update(attrs)
-    path = root / "cube.nc"
-    if save_cube is not None:
-        return Path(save_cube(ds, path))
-    _atomic_netcdf(ds, path)  # pragma: no cover
-    return path
+    ds.attrs.update({"experiment": "synthetic", "outcome_kind": "point",
+                     "task_info": json.dumps(info, sort_keys=True),
+                     "seed_scheme": "derive_seed(seed, purpose, ...)"})
+    return ds
 
 
-# --------------------------------------------------------------------------- task plugin
-class SyntheticTask(Task):
-    """The synthetic optimizer as a self-running task (``runs_itself``).
+# --------------------------------------------------------------------------- producer plugin
+class SyntheticProducer(Producer):
+    """The synthetic optimizer as a producer (``hotmess run experiment=synthetic``).
 
-    Config: the ``synthetic`` block of the experiment (see conf/experiment/synthetic.yaml);
-    the experiment seed is the root ``seed``.
+    Parameters
+    ----------
+    settings : dict
+        The experiment's ``synthetic`` block (conf/producer/synthetic.yaml passes it as
+        ``settings: ${synthetic}``; keys: :class:`SynthConfig`). The experiment seed is
+        ``exp.seed``.
+
+    Raises
+    ------
+    SyntheticConfigError
+        No or invalid settings (the message names ``synthetic.<key>``).
     """
 
     name = "synthetic"
     outcome_kind = "point"
-    runs_itself = True
 
-    def __init__(self, **options: Any) -> None:
-        if options:
-            raise SyntheticConfigError(
-                f"task synthetic takes its settings from the `synthetic` config block, not task keys {sorted(options)}"
-            )
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        if settings is None:
+            raise SyntheticConfigError("the config has no `synthetic` block (use experiment=synthetic)")
+        self.config = SynthConfig.from_mapping(dict(settings))
 
-    def questions(self) -> list[Question]:
-        return [Question(id="quadratic-0", subject="quadratic", target=None, n_outcomes=4)]
+    def manifest(self, exp) -> dict[str, Any]:
+        return manifest_settings(self.config, exp.seed)
 
-    def outcome_labels(self, questions):
-        return [str(i) for i in range(questions[0].n_outcomes)]
+    def has_samples(self, store) -> bool:
+        return has_samples(store)
 
-    def build_request(self, *a, **k):
-        raise NotImplementedError("the synthetic task runs itself (task.run); it is not sampled through a backend")
-
-    def score(self, *a, **k):
-        raise NotImplementedError("the synthetic task runs itself (task.run); it is not sampled through a backend")
+    def produce(self, exp, store):
+        return produce(self.config, store, seed=exp.seed)
 
     def info(self) -> dict[str, Any]:
-        return {"task": self.name, "spec": "PAPER.md section 3"}
-
-    def run(self, cfg: Any, out_dir: Any) -> Path:
-        """Run the experiment from the resolved config; returns ``<out_dir>/cube.nc``."""
-        from omegaconf import DictConfig, OmegaConf
-
-        from hotmess.core.cube import provenance
-
-        raw = cfg.get("synthetic") if hasattr(cfg, "get") else None
-        if raw is None:
-            raise SyntheticConfigError("the config has no `synthetic` block (use experiment=synthetic)")
-        raw = OmegaConf.to_container(raw, resolve=True) if isinstance(raw, DictConfig) else dict(raw)
-        scfg = SynthConfig.from_mapping(raw)
-        seed = int(cfg.get("seed", 0) or 0)
-        return run_experiment(scfg, out_dir, seed=seed,
-                              provenance_attrs=provenance(cfg, seed_scheme="derive_seed(seed, purpose, ...)"))
+        return {"producer": self.name, "spec": "docs/science.md, synthetic optimizer"}

@@ -1,4 +1,9 @@
-"""The ``hotmess`` command line (click for the command group, Hydra for ``run``)."""
+"""The ``hotmess`` command line (click for the command group, Hydra for ``run``).
+
+The application layer: it sits above :mod:`hotmess.core` (the engine, plugins, the cube) and
+:mod:`hotmess.paper` (the figures) and is the only place that imports both; core imports
+neither this package nor paper nor the plugins (``docs/design.md``, "Layout and data flow").
+"""
 
 from __future__ import annotations
 
@@ -86,29 +91,18 @@ def experiments_cmd() -> None:
 
 
 def _unmet_needs(needs: list[str]) -> list[str]:
-    """Which of an experiment's `needs` this machine lacks (gpu, docker, network, or the
-    name of an environment variable such as ANTHROPIC_API_KEY / HF_TOKEN)."""
-    import os
-    import shutil
+    from hotmess.core.needs import unmet_needs
 
-    unmet = []
-    for need in needs or []:
-        if need == "gpu":
-            try:
-                import torch
+    return unmet_needs(needs)
 
-                ok = torch.cuda.is_available()
-            except ImportError:
-                ok = False
-        elif need == "docker":
-            ok = shutil.which("docker") is not None
-        elif need == "network":
-            ok = os.environ.get("HOTMESS_OFFLINE", "") != "1"
-        else:
-            ok = bool(os.environ.get(need))
-        if not ok:
-            unmet.append(need)
-    return unmet
+
+@main.command("schema")
+def schema_cmd() -> None:
+    """Print the cube schema (every dimension, coordinate and data variable) as Markdown."""
+    from hotmess.core import schema
+
+    click.echo(f"schema_version {schema.SCHEMA_VERSION}\n")
+    click.echo(schema.describe())
 
 
 @main.command("reproduce")
@@ -142,7 +136,7 @@ def reproduce_cmd(scale: str, experiments: tuple[str, ...], results: str, figure
             click.echo(f"skip    {name}: needs {', '.join(unmet)}")
             continue
         click.echo(f"run     {name} (scale={scale})")
-        cmd = [sys.executable, "-m", "hotmess.core.cli", "run", f"experiment={name}", f"scale={scale}",
+        cmd = [sys.executable, "-m", "hotmess.cli", "run", f"experiment={name}", f"scale={scale}",
                f"out_dir={results}", *overrides]
         if subprocess.run(cmd).returncode != 0:
             failed.append(name)

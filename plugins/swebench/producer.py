@@ -1,18 +1,18 @@
-"""The ``swebench`` task: run SWE-bench Verified through Inspect and convert the logs.
+"""The ``swebench`` producer: run SWE-bench Verified through Inspect and convert the logs.
 
-The paper's settings (PAPER.md section 2): a minimal ReAct agent with a bash tool
+The paper's settings (docs/science.md, "SWE-bench"): a minimal ReAct agent with a bash tool
 (inspect_evals' ``basic_solver``: Inspect's ``react`` with ``bash`` and ``submit``), a
 250-message limit, 1 hour per task, 30 runs (Inspect epochs). Each (model, size, budget) cell
 is one ``inspect_ai.eval`` call whose log lands in ``<out_dir>/logs/<model>__<size>__<budget>/``;
 the logs are then converted (:mod:`hotmess.plugins.swebench.convert`) into
 ``<out_dir>/cube.nc``.
 
-Models: ``cfg.models`` as for every experiment (family -> ``sizes`` -> ``source``); the
-Inspect model name comes from :meth:`SWEBenchTask.inspect_model` (``inspect_model`` option,
+Models: ``models`` as for every experiment (family -> ``sizes`` -> ``source``, parsed into
+``exp.families``); the Inspect model name comes from :meth:`SWEBenchProducer.inspect_model` (``inspect_model`` option,
 else ``<provider>/<source>``, e.g. ``anthropic/claude-sonnet-4-20250514``, else
 ``hf/<checkpoint>`` for a GGUF source, else ``source`` itself). ``inspect_model_args``
-(mapping) is passed to Inspect's model provider. Budgets
-(``cfg.budgets``): a token count becomes Inspect's ``reasoning_tokens``, an effort level
+(mapping) is passed to Inspect's model provider. Budgets (each family's own ``budgets``,
+else the experiment's): a token count becomes Inspect's ``reasoning_tokens``, an effort level
 ``reasoning_effort``; ``null`` = the provider's default.
 
 Resumption: a cell whose folder already holds a log with status ``success`` is not run again;
@@ -27,14 +27,12 @@ same path on a CPU with a local model.
 from __future__ import annotations
 
 import importlib.util
-import json
 import logging
 import shutil
 from pathlib import Path
 from typing import Any
 
-from hotmess.core.task import Task
-from hotmess.core.types import Question
+from hotmess.core.producer import Producer
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +52,8 @@ class SWEBenchError(RuntimeError):
     """SWE-bench cannot run here (missing Docker, bad option); the message says what to do."""
 
 
-class SWEBenchTask(Task):
-    """SWE-bench Verified through inspect_ai + inspect_evals (runs itself).
+class SWEBenchProducer(Producer):
+    """SWE-bench Verified through inspect_ai + inspect_evals.
 
     Parameters
     ----------
@@ -92,7 +90,7 @@ class SWEBenchTask(Task):
 
     name = "swebench"
     outcome_kind = "tests"
-    runs_itself = True
+    needs_models = True
 
     def __init__(
         self,
@@ -116,7 +114,6 @@ class SWEBenchTask(Task):
         count_submit: bool = False,
         generate: dict[str, Any] | None = None,
         probe_max_tokens: int = 48,
-        **_: Any,
     ) -> None:
         from hotmess.plugins.swebench.convert import UNREPORTED
 
@@ -147,23 +144,7 @@ class SWEBenchTask(Task):
         self.generate = dict(generate or {})
         self.probe_max_tokens = probe_max_tokens
 
-    # ------------------------------------------------------------------ Task contract
-    def questions(self) -> list[Question]:
-        """The probe's instances (the real dataset's are known only after Inspect loads it)."""
-        if self.dataset != PROBE:
-            raise SWEBenchError("SWE-bench instances are loaded by inspect_evals at run time")
-        from hotmess.plugins.swebench.probe import samples
-
-        return [Question(id=str(s.id), subject=s.metadata["repo"], target="all tests pass",
-                         n_outcomes=len(s.metadata["FAIL_TO_PASS"]) + len(s.metadata["PASS_TO_PASS"]))
-                for s in samples(self.instances)]
-
-    def build_request(self, *args: Any, **kwargs: Any):
-        raise NotImplementedError("SWE-bench runs through inspect_ai (task.run), not through a backend")
-
-    def score(self, *args: Any, **kwargs: Any):
-        raise NotImplementedError("SWE-bench is scored by inspect_evals' swe_bench_scorer")
-
+    # ------------------------------------------------------------------ provenance
     def info(self) -> dict[str, Any]:
         from importlib.metadata import PackageNotFoundError, version
 
@@ -174,7 +155,7 @@ class SWEBenchTask(Task):
             except PackageNotFoundError:
                 vers[pkg] = ""
         return {
-            "task": self.name, "dataset": self.dataset, "revision": self.revision, "split": self.split,
+            "producer": self.name, "dataset": self.dataset, "revision": self.revision, "split": self.split,
             "solver": self.solver, "message_limit": self.message_limit, "time_limit": self.time_limit,
             "token_limit": self.token_limit, "tool_timeout": self.tool_timeout, "sandbox": self.sandbox,
             "unreported_tests": self.unreported_tests, "count_submit": self.count_submit, **vers,
@@ -304,23 +285,22 @@ class SWEBenchTask(Task):
             )
         return _local_path(out[0].location)
 
-    def run(self, cfg: Any, out_dir: Any) -> Path:
-        """Evaluate every (model, size, budget) cell with Inspect, convert the logs, write the
-        cube.
+    def manifest(self, exp) -> dict[str, Any]:
+        """Settings the logs on disk depend on: the draws (Inspect epochs) and the options that
+        change what is evaluated (not those of the log conversion, which reruns every time)."""
+        keys = ("dataset", "revision", "split", "instances", "limit", "solver", "message_limit",
+                "time_limit", "token_limit", "tool_timeout", "sandbox", "generate", "probe_max_tokens")
+        return {"draws": exp.draws, **{k: getattr(self, k) for k in keys}}
 
-        Parameters
-        ----------
-        cfg : DictConfig
-            The experiment config: ``models``, ``budgets``, ``draws`` (= Inspect epochs,
-            paper 30), ``experiment``.
-        out_dir : path
-            The experiment folder ``<results>/<experiment>``; logs go to ``logs/``, the cube
-            to ``cube.nc``.
+    def has_samples(self, store) -> bool:
+        return any((store.root / "logs").rglob("*.eval"))
 
-        Returns
-        -------
-        pathlib.Path
-            The cube's path.
+    def produce(self, exp, store):
+        """Evaluate every (model, size, budget) cell with Inspect and convert the logs into
+        the cube (dims ``model x size x budget x question x draw x test``).
+
+        ``exp.draws`` is the number of Inspect epochs (paper: 30); each family runs its own
+        budgets. Logs go to ``<root>/logs/<model>__<size>__<budget>/``.
 
         Raises
         ------
@@ -328,32 +308,21 @@ class SWEBenchTask(Task):
             Docker missing for the real benchmark, an unusable model name, or an eval that
             did not finish (its log is kept; rerunning resumes it).
         """
-        from hotmess.core.cube import CUBE_FILE, CubeStore, provenance, save_cube
-        from hotmess.core.engine import model_specs, parse_budgets
         from hotmess.plugins.swebench.convert import Cell, logs_to_cube
 
-        root = Path(out_dir)
-        epochs = int(cfg.draws)
-        budgets = parse_budgets(cfg.get("budgets"))
-        store = CubeStore(root)
+        epochs = int(exp.draws)
         done: list[tuple[Cell, Path]] = []
-        for _mcfg, specs in model_specs(cfg):
-            for spec in specs:
-                for budget in budgets:
+        budgets = {}
+        for fam in exp.families:
+            for spec in fam.specs:
+                for budget in fam.budgets:
+                    budgets.setdefault(budget.label, budget)
                     cell_dir = store.cell_dir(spec.name, spec.size, budget.label).relative_to(store.parts_dir)
-                    path = self._eval_cell(spec, budget, epochs, root / "logs" / cell_dir)
+                    path = self._eval_cell(spec, budget, epochs, store.root / "logs" / cell_dir)
                     done.append((Cell(spec.name, spec.size, budget.label, spec.params), path))
         ds = logs_to_cube(done, draws=epochs, unreported=self.unreported_tests, count_submit=self.count_submit)
-        budget_tokens = {b.label: b.tokens for b in budgets}
-        budget_effort = {b.label: b.effort or "" for b in budgets}
-        ds = ds.assign_coords(
-            budget_tokens=("budget", [float(budget_tokens[b]) if budget_tokens[b] is not None else float("nan")
+        return ds.assign_coords(
+            budget_tokens=("budget", [float(budgets[b].tokens) if budgets[b].tokens is not None else float("nan")
                                       for b in ds.budget.values]),
-            budget_effort=("budget", [budget_effort[b] for b in ds.budget.values]),
+            budget_effort=("budget", [budgets[b].effort or "" for b in ds.budget.values]),
         )
-        ds.attrs.update(provenance(
-            cfg, experiment=str(cfg.get("experiment", "swebench")),
-            task_info=json.dumps(self.info(), sort_keys=True, default=str),
-            outcome_kind=self.outcome_kind,
-        ))
-        return save_cube(ds, root / CUBE_FILE)

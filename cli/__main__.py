@@ -1,0 +1,5 @@
+"""``python -m hotmess.cli``: the ``hotmess`` command."""
+
+from hotmess.cli.main import main
+
+main()
