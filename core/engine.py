@@ -20,10 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from hotmess.core import manifest, options, plugins
+from hotmess.core import integrity, manifest, options, plugins
 from hotmess.core.assembly import combine, write_produced
 from hotmess.core.backend import Backend, ModelSpec
-from hotmess.core.cube import CubeStore
+from hotmess.core.cube import CubeStore, CubeWriteError
 from hotmess.core.experiment import (
     GROUPS,
     Budget,
@@ -36,9 +36,10 @@ from hotmess.core.experiment import (
     parse_experiment,
     sampling_for,
 )
+from hotmess.core.locks import Locks
 from hotmess.core.manifest import MANIFEST_KEYS
 from hotmess.core.producer import Producer
-from hotmess.core.sampling import Plan, sample_cells, sample_chunk
+from hotmess.core.sampling import Plan, build_requests, sample_cells, sample_chunk
 from hotmess.core.task import Task
 
 __all__ = [
@@ -184,15 +185,42 @@ def run_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     if not exp.families:
         raise ConfigError("the experiment names no models (config key `models`)")
     store = CubeStore(root)
-    check_manifest(root, exp, store=store)
-    plan = _plan(exp, task)
+    locks = Locks(root)
+    backend_name = exp.backend["name"]
     try:
-        sample_cells(exp, task, store, plan, build_backend=lambda spec: build_backend(exp, spec))
-    except KeyboardInterrupt:
-        n = len(store.part_paths())
-        log.warning("interrupted: %d part file(s) are saved under %s; rerun the same command to resume", n, store.parts_dir)
-        raise
-    path = combine(store, exp, task_info=task.info(), outcome_kind=task.outcome_kind,
-                   question_ids=[q.id for q in plan.questions])
+        integrity.admit(exp, locks, store)
+        integrity.check_budgets(exp.families, backend_name, integrity.static_budget_kinds(
+            plugins.get("backends", backend_name).meta.get("declares")))
+        plan = _plan(exp, task)
+        task_info = task.info()
+        checker = integrity.PartChecker(exp, task, store, plan.chunks, task_info, build_requests)
+        checker.verify()
+        try:
+            skipped = sample_cells(
+                exp, task, store, plan, build_backend=lambda spec: build_backend(exp, spec), locks=locks,
+                checker=checker, on_backend=lambda backend, spec: integrity.check_budgets(
+                    exp.families, backend_name, getattr(backend, "budget_kinds", None), model=spec.name))
+        except KeyboardInterrupt:
+            n = len(store.part_paths())
+            log.warning("interrupted: %d part file(s) are saved under %s; rerun the same command to resume",
+                        n, store.parts_dir)
+            raise
+        except CubeWriteError as exc:
+            n = len(store.part_paths())
+            raise CubeWriteError(f"{exc}; {n} part file(s) written before are safe under {store.parts_dir}; "
+                                 f"fix that and rerun the same command to resume", exc.path, exc.reason) from exc
+        # assemblies serialise (the last one sees every part) and check what other runs wrote
+        with locks.directory():
+            checker.verify()
+            path = combine(store, exp, task_info=task_info, outcome_kind=task.outcome_kind,
+                           question_ids=[q.id for q in plan.questions])
+    finally:
+        locks.release()
+    log.info("%d chunk(s) of this run sampled, %d skipped (claimed by another live run)",
+             checker.sampled, len(skipped))
+    if skipped:
+        log.warning("%d chunk(s) were being sampled by another live run of %s and are not in this cube yet; "
+                    "the cube is complete once that run has finished (see `hotmess status %s`)",
+                    len(skipped), root, root)
     log.info("cube written to %s", path)
     return path

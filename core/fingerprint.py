@@ -115,7 +115,8 @@ def loads(text: str | None) -> dict[str, Any] | None:
     return out if isinstance(out, dict) else None
 
 
-def _leaf_diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
+def changed_keys(old: Any, new: Any, prefix: str, out: list[str]) -> None:
+    """Append ``"key.path: old -> new"`` to ``out`` for every leaf that differs."""
     if isinstance(old, dict) and isinstance(new, dict):
         for key in sorted(set(old) | set(new)):
             path = f"{prefix}.{key}" if prefix else str(key)
@@ -124,7 +125,7 @@ def _leaf_diff(old: Any, new: Any, prefix: str, out: list[str]) -> None:
             elif key not in new:
                 out.append(f"{path}: {old[key]!r} -> (unset)")
             else:
-                _leaf_diff(old[key], new[key], path, out)
+                changed_keys(old[key], new[key], path, out)
     elif old != new:
         out.append(f"{prefix}: {old!r} -> {new!r}")
 
@@ -145,7 +146,7 @@ def diff(old: Mapping[str, Any] | None, new: Mapping[str, Any]) -> list[str]:
     for key in ("sampling_code_version", "version"):
         if old.get(key) != new.get(key):
             out.append(f"{key}: {old.get(key)!r} -> {new.get(key)!r}")
-    _leaf_diff(old.get("settings", {}), new.get("settings", {}), "settings", out)
+    changed_keys(old.get("settings", {}), new.get("settings", {}), "settings", out)
     old_req, new_req = old.get("requests", {}), new.get("requests", {})
     if set(old_req) != set(new_req):
         gone = sorted(set(old_req) - set(new_req))[:5]
