@@ -20,7 +20,7 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from hotmess.core import integrity, manifest, options, plugins
+from hotmess.core import integrity, manifest, options, plugins, status
 from hotmess.core.assembly import combine, write_produced
 from hotmess.core.backend import Backend, ModelSpec
 from hotmess.core.cube import CubeStore, CubeWriteError
@@ -192,6 +192,9 @@ def run_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
         integrity.check_budgets(exp.families, backend_name, integrity.static_budget_kinds(
             plugins.get("backends", backend_name).meta.get("declares")))
         plan = _plan(exp, task)
+        with locks.directory():
+            status.record_plan(root, {f"{s.name}/{s.size}/{b.label}": [len(c) for c in plan.chunks]
+                                      for s, b in exp.cells()}, exp.draws, exp.overrides)
         task_info = task.info()
         checker = integrity.PartChecker(exp, task, store, plan.chunks, task_info, build_requests)
         checker.verify()

@@ -40,13 +40,30 @@ def _missing_module_hint(cfg: DictConfig, exc: ModuleNotFoundError) -> str:
 DRAW_KEYS = ("seed", "draws", "seeds_per_context", "chunk_questions", "task", "backend", "producer", "sampling")
 
 
-def cube_subdir(task_overrides: list[str]) -> str:
-    """The sub-directory of a multirun job's cube: its overrides that change the draws,
-    sorted, joined by commas (``""`` when it has none)."""
+def swept_keys(sweep_dir: Path) -> set[str] | None:
+    """The keys a multirun sweeps over (``a=1,2``, ``range(...)``, ``choice(...)``), read from
+    the ``multirun.yaml`` Hydra writes in the sweep folder; ``None`` if it cannot be read."""
+    import yaml
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        saved = yaml.safe_load((sweep_dir / "multirun.yaml").read_text())
+        task = saved["hydra"]["overrides"]["task"]
+        parsed = OverridesParser.create().parse_overrides(list(task))
+    except Exception:  # noqa: BLE001 - a missing or foreign file: say we cannot tell
+        return None
+    return {o.key_or_group for o in parsed if o.is_sweep_override()}
+
+
+def cube_subdir(task_overrides: list[str], swept: set[str]) -> str:
+    """The sub-directory of a multirun job's cube: its values of the swept keys that change
+    the draws (:data:`DRAW_KEYS`), sorted, joined by commas (``""`` when none)."""
     keep = []
     for o in task_overrides:
         key = o.split("=", 1)[0].lstrip("+~")
-        if key.split(".", 1)[0] in DRAW_KEYS or key.startswith("models.") and ".sampling" in key:
+        if key not in swept:
+            continue
+        if key.split(".", 1)[0] in DRAW_KEYS or (key.startswith("models.") and ".sampling" in key):
             keep.append(o.lstrip("+~"))
     return re.sub(r"[^A-Za-z0-9._=,+-]", "_", ",".join(sorted(keep)))[:200]
 
@@ -96,7 +113,11 @@ def hydra_main(cfg: DictConfig) -> str:
         handler.addFilter(_HomeFilter())
     _scrub_home(Path(hc.runtime.output_dir))
     if hc.mode == RunMode.MULTIRUN:
-        sub = cube_subdir(list(hc.overrides.task))
+        swept = swept_keys(Path(hc.sweep.dir))
+        if swept is None:
+            log.warning("cannot read %s/multirun.yaml: this job writes into the experiment's one cube",
+                        hc.sweep.dir)
+        sub = cube_subdir(list(hc.overrides.task), swept or set())
         if sub:
             with open_dict(cfg):
                 cfg.cube_subdir = sub

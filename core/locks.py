@@ -159,11 +159,28 @@ class Locks:
         if not _try(lock):
             return False
         self._claims[key] = lock
+        host, pid = _me()
+        (self.dir / "claims" / f"{key}.json").write_text(json.dumps({"host": host, "pid": pid}))
         return True
+
+    def claimed_by_live_runs(self) -> set[str]:
+        """Keys of the chunks live runs hold claims on right now (read from their holder
+        files; nothing is locked, so this never disturbs a run)."""
+        live = {(h.host, h.pid) for h in self.live_runs(clean=False)} | {_me()}
+        out = set()
+        for meta in (self.dir / "claims").glob("*.json") if (self.dir / "claims").exists() else []:
+            try:
+                rec = json.loads(meta.read_text())
+            except (OSError, ValueError):
+                continue
+            if (rec.get("host"), rec.get("pid")) in live:
+                out.add(meta.stem)
+        return out
 
     def unclaim(self, key: str) -> None:
         lock = self._claims.pop(key, None)
         if lock is not None:
+            (self.dir / "claims" / f"{key}.json").unlink(missing_ok=True)
             lock.release()
 
     def release(self) -> None:
