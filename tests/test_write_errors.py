@@ -59,3 +59,28 @@ def test_out_dir_that_is_a_file(tmp_path):
     with pytest.raises(CubeWriteError, match="is a file, not a folder") as err:
         save_cube(cube(10), tmp_path / "results" / "exp" / "cube.nc")
     assert str(tmp_path / "results") in str(err.value)
+
+
+@pytest.mark.parametrize("reader", ["mmlu", "mwe", "gpqa"])
+def test_data_that_is_not_utf8_names_file_line_and_column(tmp_path, reader):
+    from hotmess.plugins.mc.jsonl import iter_jsonl
+
+    good = '{"question": "Q?", "subject": "anatomy", "choices": ["a", "b"], "answer": 0}\n'
+    bad = good + '{"question": "caf\xe9", "subject": "anatomy", "choices": ["a", "b"], "answer": 0}\n'
+    raw = bad.encode("latin-1")  # a Latin-1 file: byte 0xe9 on line 2, column 18
+    if reader == "mmlu":
+        (tmp_path / "test.jsonl").write_bytes(raw)
+        with pytest.raises(ValueError, match=r"test.jsonl:2:18: not UTF-8 text \(byte 0xe9\)"):
+            list(iter_jsonl(tmp_path / "test.jsonl"))
+    elif reader == "mwe":
+        from hotmess.plugins.mwe.data import MweDataError, load_subset
+
+        (tmp_path / "survival-instinct.jsonl").write_bytes(b'{"question": "x"}\n' + "\xe9".encode("latin-1"))
+        with pytest.raises(MweDataError, match=r"survival-instinct.jsonl:2:1: not UTF-8"):
+            load_subset("survival-instinct", data_dir=tmp_path)
+    else:
+        from hotmess.plugins.gpqa.task import _read_local
+
+        (tmp_path / "gpqa_main.csv").write_bytes("Question,Correct Answer\n\xe9,x\n".encode("latin-1"))
+        with pytest.raises(ValueError, match=r"gpqa_main.csv:2:1: not UTF-8"):
+            _read_local(tmp_path, "main")
