@@ -140,6 +140,14 @@ def check_manifest(root: Path, cfg: DictConfig | Experiment, families: Any = (),
     manifest.check(root, manifest.sampling_settings(exp), models=manifest.model_entries(exp), has_samples=has)
 
 
+def _check_backend(exp: Experiment, store: CubeStore, backend: Backend, spec: ModelSpec) -> None:
+    """Before a freshly built backend samples: its budgets, and the draw-changing values of its
+    ``info()`` against the parts of the same cells on disk."""
+    integrity.check_budgets(exp.families, exp.backend["name"], getattr(backend, "budget_kinds", None),
+                            model=spec.name)
+    integrity.check_backend_info(exp, store, spec, backend.info(), getattr(backend, "fingerprint_keys", ()))
+
+
 def _plan(exp: Experiment, task: Task) -> Plan:
     questions = task.questions()
     if not questions:
@@ -201,8 +209,7 @@ def run_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
         try:
             skipped = sample_cells(
                 exp, task, store, plan, build_backend=lambda spec: build_backend(exp, spec), locks=locks,
-                checker=checker, on_backend=lambda backend, spec: integrity.check_budgets(
-                    exp.families, backend_name, getattr(backend, "budget_kinds", None), model=spec.name))
+                checker=checker, on_backend=lambda backend, spec: _check_backend(exp, store, backend, spec))
         except KeyboardInterrupt:
             n = len(store.part_paths())
             log.warning("interrupted: %d part file(s) are saved under %s; rerun the same command to resume",

@@ -170,6 +170,38 @@ def static_budget_kinds(declares: Any) -> tuple[str, ...] | None:
     return tuple(kinds) if kinds is not None else None
 
 
+def check_backend_info(exp: Experiment, store: CubeStore, spec: ModelSpec, info: dict[str, Any],
+                       keys: Sequence[str]) -> None:
+    """Refuse to add draws to cells whose parts a backend with other ``info()[key]`` wrote.
+
+    Raises
+    ------
+    ConfigError
+        Names the part, the key and both values.
+    """
+    if not keys:
+        return
+    import netCDF4
+
+    problems = []
+    for fam in exp.families:
+        for b in fam.budgets:
+            cell = store.cell_dir(spec.name, spec.size, b.label)
+            for path in sorted(cell.glob("chunk*.nc")) if cell.exists() else []:
+                try:
+                    with netCDF4.Dataset(path) as nc:
+                        old = json.loads(nc.getncattr("backend_info")) if "backend_info" in nc.ncattrs() else {}
+                except (OSError, ValueError):
+                    continue
+                for k in keys:
+                    if k in old and str(old[k]) != str(info.get(k)):
+                        problems.append(f"{path.relative_to(store.root)}: backend {k}: {old[k]!r} -> {info.get(k)!r}")
+    if problems:
+        raise ConfigError(f"{store.root}: the backend now samples {spec.name}/{spec.size} differently from the parts "
+                          f"on disk ({fingerprint.summary(problems, 3)}); set the option that pins it (e.g. "
+                          f"backend.dtype=...) to its old value, or {WAYS_OUT}")
+
+
 # ----------------------------------------------------------------------------- parts
 #: Settings every part of one cube shares, whatever its cell.
 SHARED_KEYS = ("seed_scheme", "experiment_seed", "draws", "seeds_per_context", "chunk_questions", "task",
