@@ -231,3 +231,23 @@ def test_no_home_path_in_manifest_hydra_outputs_or_logs(tmp_path, monkeypatch):
     assert leaks == []
     assert "~/data" in (root / "manifest.json").read_text()
     assert np.all(cube(tmp_path)["outcome"].notnull().any("option"))
+
+
+def test_a_backend_value_resolved_per_machine_is_checked_before_new_draws(tmp_path):
+    """``dtype: auto`` may resolve to bf16 on one machine and fp32 on another: adding draws to a
+    cell on the other machine is refused (the machine is simulated, see machine_dependent_plugin)."""
+    env = {"HOTMESS_PLUGINS": "machine_dependent_plugin",
+           "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")])}
+    old = dict(os.environ)
+    try:
+        os.environ.update(env, FAKE_DTYPE="bfloat16")
+        first = hotmess(tmp_path, "backend.name=calculator_auto", "shard=0/2")
+        assert first.returncode == 0, first.stderr[-2000:]
+        os.environ["FAKE_DTYPE"] = "float32"
+        second = hotmess(tmp_path, "backend.name=calculator_auto")
+    finally:
+        os.environ.clear()
+        os.environ.update(old)
+    assert second.returncode == 2
+    msg = last_line(second)
+    assert "backend dtype: 'bfloat16' -> 'float32'" in msg and "parts/calculator__careful__" in msg
