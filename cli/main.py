@@ -41,8 +41,19 @@ def run_cmd(overrides: tuple[str, ...]) -> None:
     `hotmess run --help` shows the config)."""
     import sys
 
+    from hotmess.core.cube import CubeWriteError, check_writable
     from hotmess.core.hydra_app import hydra_main
 
+    # Hydra creates its output folder under out_dir before any hotmess code runs: check it
+    # first, so that a read-only or wrong out_dir is one line, not Hydra's traceback
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("out_dir=")]
+    out_dir = given[-1] if given else "results"  # the last one wins, as in Hydra
+    if "--help" not in overrides and "-h" not in overrides:
+        try:
+            check_writable(out_dir)
+        except CubeWriteError as exc:
+            click.echo(f"hotmess run: error: out_dir: {exc}", err=True)
+            sys.exit(2)
     sys.argv = ["hotmess run", *overrides]
     hydra_main()
 

@@ -79,6 +79,26 @@ def _free_bytes(path: Path) -> int | None:
     return None
 
 
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    Raises
+    ------
+    CubeWriteError
+        Read-only file system, a path that is a file, no permission, no space (one line).
+    """
+    folder = Path(folder)
+    probe = folder / f".hotmess-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        err = _write_error(probe, exc, 0)
+        raise CubeWriteError(str(err).replace(str(probe), str(folder)), folder, err.reason) from exc
+    return folder
+
+
 def _close_cached_files() -> None:
     try:
         from xarray.backends.file_manager import FILE_CACHE

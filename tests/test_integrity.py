@@ -251,3 +251,42 @@ def test_a_backend_value_resolved_per_machine_is_checked_before_new_draws(tmp_pa
     assert second.returncode == 2
     msg = last_line(second)
     assert "backend dtype: 'bfloat16' -> 'float32'" in msg and "parts/calculator__careful__" in msg
+
+
+needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a tmpfs needs root (CI runs as root)")
+
+
+@needs_root
+def test_disk_full_mid_run_is_one_line_and_the_rerun_completes(tmp_path, reference):
+    results = tmp_path / "results"
+    results.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=600k", "tmpfs", str(results)], check=True, timeout=30)
+    try:
+        out = hotmess(tmp_path)
+        assert out.returncode == 2, out.stdout[-2000:]
+        msg = last_line(out)
+        safe = len(parts(tmp_path))
+        assert "disk full while writing" in msg and f"{safe} part file(s) written before are safe" in msg
+        assert "rerun the same command to resume" in msg and "Traceback" not in out.stderr
+        assert 0 < safe < 12
+        subprocess.run(["mount", "-o", "remount,size=50m", str(results)], check=True, timeout=30)
+        again = hotmess(tmp_path)
+        assert again.returncode == 0, again.stderr[-2000:]
+        same_data(cube(tmp_path), reference)
+    finally:
+        subprocess.run(["umount", "-l", str(results)], check=False, timeout=30)
+
+
+@needs_root
+def test_read_only_results_and_results_that_is_a_file(tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,ro", "tmpfs", str(ro)], check=True, timeout=30)
+    try:
+        out = hotmess(tmp_path, f"out_dir={ro}")
+        assert out.returncode == 2 and "read-only" in last_line(out) and "Traceback" not in out.stderr
+    finally:
+        subprocess.run(["umount", "-l", str(ro)], check=False, timeout=30)
+    (tmp_path / "afile").write_text("x")
+    out = hotmess(tmp_path, f"out_dir={tmp_path / 'afile'}")
+    assert out.returncode == 2 and "is a file, not a folder" in last_line(out)
