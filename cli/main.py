@@ -41,8 +41,19 @@ def run_cmd(overrides: tuple[str, ...]) -> None:
     `hotmess run --help` shows the config)."""
     import sys
 
+    from hotmess.core.cube import CubeWriteError, check_writable
     from hotmess.core.hydra_app import hydra_main
 
+    # Hydra creates its output folder under out_dir before any hotmess code runs: check it
+    # first, so that a read-only or wrong out_dir is one line, not Hydra's traceback
+    given = [o.split("=", 1)[1] for o in overrides if o.lstrip("+").startswith("out_dir=")]
+    out_dir = given[-1] if given else "results"  # the last one wins, as in Hydra
+    if "--help" not in overrides and "-h" not in overrides:
+        try:
+            check_writable(out_dir)
+        except CubeWriteError as exc:
+            click.echo(f"hotmess run: error: out_dir: {exc}", err=True)
+            sys.exit(2)
     sys.argv = ["hotmess run", *overrides]
     hydra_main()
 
@@ -151,3 +162,45 @@ def reproduce_cmd(scale: str, experiments: tuple[str, ...], results: str, figure
 
 if __name__ == "__main__":
     main()
+
+
+@main.command("status")
+@click.argument("target", required=False)
+@click.option("--out-dir", default="results", show_default=True, type=click.Path(file_okay=False),
+              help="Where experiment folders live (for TARGET given as an experiment name).")
+def status_cmd(target: str | None, out_dir: str) -> None:
+    """Per (model, size, budget) cell of a cube directory: draws done / expected, parts
+    written, last write time, chunks being sampled by live runs, and the command that
+    completes what is missing. TARGET: an experiment name (under --out-dir) or a folder;
+    default: every experiment under --out-dir."""
+    from pathlib import Path
+
+    from hotmess.core.status import PLAN_FILE, cell_status
+
+    if target is None:
+        roots = sorted(p.parent for p in Path(out_dir).glob(f"**/{PLAN_FILE}"))
+        if not roots:
+            raise click.ClickException(f"no experiment folder with a {PLAN_FILE} under {out_dir!r}")
+    else:
+        roots = [Path(target) if Path(target).is_dir() else Path(out_dir) / target]
+    for root in roots:
+        try:
+            cells, plan = cell_status(root)
+        except FileNotFoundError as exc:
+            raise click.ClickException(str(exc)) from None
+        click.echo(f"{root}  (plan updated {plan.get('updated', '?')})")
+        head = f"  {'cell':<40} {'draws done/expected':>20} {'parts':>9} {'sampling now':>12}  last write"
+        click.echo(head)
+        for c in cells:
+            click.echo(f"  {c.cell:<40} {f'{c.draws_done}/{c.draws_expected}':>20} "
+                       f"{f'{c.parts_done}/{c.parts_expected}':>9} {c.claimed:>12}  {c.last_write or '-'}")
+        done = sum(c.draws_done for c in cells)
+        expected = sum(c.draws_expected for c in cells)
+        click.echo(f"  total: {done}/{expected} draws" + ("" if expected else " (empty plan)"))
+        for run in plan.get("live_runs", []):
+            click.echo(f"  live run: {run}")
+        if done < expected:
+            click.echo(f"  to complete: {plan.get('command', 'hotmess run ...')}")
+        else:
+            click.echo("  complete" + ("" if (root / "cube.nc").exists() else
+                                       f" (no cube.nc yet: {plan.get('command', 'hotmess run ...')})"))

@@ -64,6 +64,11 @@ class Backend(ABC):
     #: is not listed here (naming the budget and the backend). An unbudgeted cell (no cap, no
     #: effort) is always allowed.
     budget_kinds: tuple[str, ...] = ("tokens",)
+    #: Keys of :meth:`info` whose values change the draws although no option names them
+    #: (e.g. ``"dtype"`` when the option ``dtype: auto`` resolves per machine). Parts written
+    #: with other values of these keys are refused before this backend samples new chunks of
+    #: the same cells (``docs/design.md``, "Storage").
+    fingerprint_keys: tuple[str, ...] = ()
 
     def __init__(self, model: ModelSpec, **options: Any) -> None:
         self.model = model

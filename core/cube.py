@@ -17,10 +17,12 @@ atomically), :meth:`CubeStore.write_cube` writes a producer's cube.
 from __future__ import annotations
 
 import datetime as _dt
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterable
@@ -41,6 +43,79 @@ INT_VARS = ("seed",)
 
 class CubeError(ValueError):
     """A cube or part file is missing, unreadable or inconsistent (the message names it)."""
+
+
+class CubeWriteError(CubeError):
+    """A cube or part file could not be written: disk full, read-only or missing folder,
+    a path that is a file (the message names the path and the cause; nothing partial is left).
+
+    Attributes
+    ----------
+    path : pathlib.Path
+    reason : {"disk full", "read-only", "not a directory", "permission denied", "other"}
+    """
+
+    def __init__(self, message: str, path: Path, reason: str) -> None:
+        super().__init__(message)
+        self.path = path
+        self.reason = reason
+
+
+def _free_bytes(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return None
+    return None
+
+
+def check_writable(folder: str | os.PathLike) -> Path:
+    """Create ``folder`` if needed and check that a file can be written in it.
+
+    Raises
+    ------
+    CubeWriteError
+        Read-only file system, a path that is a file, no permission, no space (one line).
+    """
+    folder = Path(folder)
+    probe = folder / f".hotmess-write-test-{os.getpid()}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        err = _write_error(probe, exc, 0)
+        raise CubeWriteError(str(err).replace(str(probe), str(folder)), folder, err.reason) from exc
+    return folder
+
+
+def _close_cached_files() -> None:
+    try:
+        from xarray.backends.file_manager import FILE_CACHE
+
+        FILE_CACHE.clear()  # closes them; xarray reopens any still in use on demand
+    except Exception:  # noqa: BLE001 - best effort, never hide the write error
+        pass
+
+
+def _write_error(path: Path, exc: BaseException, need: int) -> CubeWriteError:
+    """Translate an exception raised while writing ``path`` into one clear line."""
+    err = getattr(exc, "errno", None)
+    free = _free_bytes(path.parent)
+    if err == errno.ENOSPC or (free is not None and free < max(need, 1 << 16)):
+        mb = "?" if free is None else f"{free / 1e6:.1f}"
+        return CubeWriteError(f"disk full while writing {path} ({mb} MB free there, about "
+                              f"{need / 1e6:.1f} MB needed)", path, "disk full")
+    if err == errno.EROFS:
+        return CubeWriteError(f"cannot write {path}: the file system is read-only", path, "read-only")
+    if err in (errno.ENOTDIR, errno.EEXIST) or any(p.exists() and not p.is_dir() for p in path.parents):
+        bad = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), path.parent)
+        return CubeWriteError(f"cannot write {path}: {bad} is a file, not a folder", path, "not a directory")
+    if err in (errno.EACCES, errno.EPERM):
+        return CubeWriteError(f"cannot write {path}: permission denied", path, "permission denied")
+    return CubeWriteError(f"cannot write {path}: {exc}", path, "other")
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -169,9 +244,12 @@ def save_cube(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         The written path.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     ds = _prepare(ds)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise _write_error(path, exc, int(ds.nbytes)) from exc
     os.close(fd)
     try:
         ds.to_netcdf(tmp, format="NETCDF4", engine="netcdf4", encoding=_encoding(ds))
@@ -181,6 +259,10 @@ def save_cube(ds: xr.Dataset, path: str | os.PathLike) -> Path:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a cube is an ordinary file
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # netCDF-C reports a full disk as "NetCDF: HDF error"
+        _close_cached_files()  # the failed file's handle would keep its disk space in use
+        Path(tmp).unlink(missing_ok=True)
+        raise _write_error(path, exc, int(ds.nbytes)) from exc
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

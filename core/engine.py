@@ -20,10 +20,10 @@ from typing import Any
 
 from omegaconf import DictConfig
 
-from hotmess.core import manifest, options, plugins
+from hotmess.core import integrity, manifest, options, plugins, status
 from hotmess.core.assembly import combine, write_produced
 from hotmess.core.backend import Backend, ModelSpec
-from hotmess.core.cube import CubeStore
+from hotmess.core.cube import CubeStore, CubeWriteError
 from hotmess.core.experiment import (
     GROUPS,
     Budget,
@@ -36,9 +36,10 @@ from hotmess.core.experiment import (
     parse_experiment,
     sampling_for,
 )
+from hotmess.core.locks import Locks
 from hotmess.core.manifest import MANIFEST_KEYS
 from hotmess.core.producer import Producer
-from hotmess.core.sampling import Plan, sample_cells, sample_chunk
+from hotmess.core.sampling import Plan, build_requests, sample_cells, sample_chunk
 from hotmess.core.task import Task
 
 __all__ = [
@@ -139,6 +140,14 @@ def check_manifest(root: Path, cfg: DictConfig | Experiment, families: Any = (),
     manifest.check(root, manifest.sampling_settings(exp), models=manifest.model_entries(exp), has_samples=has)
 
 
+def _check_backend(exp: Experiment, store: CubeStore, backend: Backend, spec: ModelSpec) -> None:
+    """Before a freshly built backend samples: its budgets, and the draw-changing values of its
+    ``info()`` against the parts of the same cells on disk."""
+    integrity.check_budgets(exp.families, exp.backend["name"], getattr(backend, "budget_kinds", None),
+                            model=spec.name)
+    integrity.check_backend_info(exp, store, spec, backend.info(), getattr(backend, "fingerprint_keys", ()))
+
+
 def _plan(exp: Experiment, task: Task) -> Plan:
     questions = task.questions()
     if not questions:
@@ -184,15 +193,44 @@ def run_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     if not exp.families:
         raise ConfigError("the experiment names no models (config key `models`)")
     store = CubeStore(root)
-    check_manifest(root, exp, store=store)
-    plan = _plan(exp, task)
+    locks = Locks(root)
+    backend_name = exp.backend["name"]
     try:
-        sample_cells(exp, task, store, plan, build_backend=lambda spec: build_backend(exp, spec))
-    except KeyboardInterrupt:
-        n = len(store.part_paths())
-        log.warning("interrupted: %d part file(s) are saved under %s; rerun the same command to resume", n, store.parts_dir)
-        raise
-    path = combine(store, exp, task_info=task.info(), outcome_kind=task.outcome_kind,
-                   question_ids=[q.id for q in plan.questions])
+        integrity.admit(exp, locks, store)
+        integrity.check_budgets(exp.families, backend_name, integrity.static_budget_kinds(
+            plugins.get("backends", backend_name).meta.get("declares")))
+        plan = _plan(exp, task)
+        with locks.directory():
+            status.record_plan(root, {f"{s.name}/{s.size}/{b.label}": [len(c) for c in plan.chunks]
+                                      for s, b in exp.cells()}, exp.draws, exp.overrides)
+        task_info = task.info()
+        checker = integrity.PartChecker(exp, task, store, plan.chunks, task_info, build_requests)
+        checker.verify()
+        try:
+            skipped = sample_cells(
+                exp, task, store, plan, build_backend=lambda spec: build_backend(exp, spec), locks=locks,
+                checker=checker, on_backend=lambda backend, spec: _check_backend(exp, store, backend, spec))
+        except KeyboardInterrupt:
+            n = len(store.part_paths())
+            log.warning("interrupted: %d part file(s) are saved under %s; rerun the same command to resume",
+                        n, store.parts_dir)
+            raise
+        except CubeWriteError as exc:
+            n = len(store.part_paths())
+            raise CubeWriteError(f"{exc}; {n} part file(s) written before are safe under {store.parts_dir}; "
+                                 f"fix that and rerun the same command to resume", exc.path, exc.reason) from exc
+        # assemblies serialise (the last one sees every part) and check what other runs wrote
+        with locks.directory():
+            checker.verify()
+            path = combine(store, exp, task_info=task_info, outcome_kind=task.outcome_kind,
+                           question_ids=[q.id for q in plan.questions])
+    finally:
+        locks.release()
+    log.info("%d chunk(s) of this run sampled, %d skipped (claimed by another live run)",
+             checker.sampled, len(skipped))
+    if skipped:
+        log.warning("%d chunk(s) were being sampled by another live run of %s and are not in this cube yet; "
+                    "the cube is complete once that run has finished (see `hotmess status %s`)",
+                    len(skipped), root, root)
     log.info("cube written to %s", path)
     return path

@@ -121,11 +121,13 @@ class Experiment:
     producer: dict[str, Any] | None = None
     config: dict[str, Any] = field(default_factory=dict)
     overrides: tuple[str, ...] = ()
+    subdir: str = ""
 
     @property
     def root(self) -> Path:
-        """``<out_dir>/<name>``: the experiment's folder (parts, manifest, cube)."""
-        return self.out_dir / self.name
+        """``<out_dir>/<name>`` (``/<subdir>`` for a multirun job that changes the draws): the
+        experiment's folder (parts, manifest, cube)."""
+        return self.out_dir / self.name / self.subdir if self.subdir else self.out_dir / self.name
 
     def cells(self) -> list[tuple[ModelSpec, Budget]]:
         """Every (model size, budget) cell, in config order."""
@@ -372,9 +374,14 @@ def parse_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Experime
     if not name:
         raise ConfigError("no experiment name (config key `experiment`)")
     draws = int(cfg.get("draws", 1) or 0)
-    spc = int(cfg.get("seeds_per_context") or draws)
+    raw_spc = cfg.get("seeds_per_context")
+    spc = draws if raw_spc is None else int(raw_spc)  # null: one context for all draws
     if draws <= 0 or spc <= 0:
         raise ConfigError(f"draws ({draws}) and seeds_per_context ({spc}) must be positive")
+    if spc < draws and draws % spc:
+        log.warning("draws (%d) is not a multiple of seeds_per_context (%d): contexts 0..%d get %d draws each "
+                    "and context %d gets %d (draw d uses context d // seeds_per_context)",
+                    draws, spc, draws // spc - 1, spc, draws // spc, draws % spc)
     producer = _group(cfg, "producer")
     task = None if producer is not None else _group(cfg, "task")
     if producer is None and task is None:
@@ -398,4 +405,5 @@ def parse_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Experime
         producer=producer,
         config=_plain(cfg),
         overrides=tuple(overrides),
+        subdir=str(cfg.get("cube_subdir") or ""),
     )

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from hotmess.core import fingerprint
 from hotmess.core.experiment import ConfigError, Experiment
 
 MANIFEST_FILE = "manifest.json"
@@ -70,25 +71,33 @@ def check(
     """
     root = Path(root)
     path = root / MANIFEST_FILE
-    current = _json(dict(settings))
+    # paths resolved and the home directory written "~": the same file by another path is the
+    # same setting, and the manifest carries no home path
+    current = fingerprint.normalise(_json(dict(settings)))
     if models is not None:
-        current["models"] = _json(dict(models))
+        current["models"] = fingerprint.normalise(_json(dict(models)))
     if path.exists() and has_samples:
-        previous = json.loads(path.read_text())
-        keys = [*settings, *(k for k in previous if k not in settings and k != "models")]
-        diff = [f"{k}: {previous.get(k)!r} -> {current.get(k)!r}" for k in keys
-                if previous.get(k) != current.get(k)]
+        previous = fingerprint.normalise(json.loads(path.read_text()))
+        diff: list[str] = []
+        for k in [*settings, *(k for k in previous if k not in settings and k != "models")]:
+            fingerprint.changed_keys(previous.get(k), current.get(k), k, diff)
         if models is not None:
             old_models = previous.get("models", {})
-            diff += [f"models.{m}: {old_models[m]!r} -> {spec!r}" for m, spec in current["models"].items()
-                     if m in old_models and old_models[m] != spec]
+            for m, spec in current["models"].items():
+                if m in old_models:
+                    fingerprint.changed_keys(old_models[m], spec, f"models.{m}", diff)
             current["models"] = {**old_models, **current["models"]}
         if diff:
             raise ConfigError(
-                f"{root} holds samples taken with different settings ({'; '.join(diff)}); "
+                f"{root} holds samples taken with different settings ({fingerprint.summary(diff)}); "
                 f"rerun with the same settings to resume, or choose another out_dir"
             )
-    root.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
-    tmp.replace(path)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(current, indent=2, sort_keys=True))
+        tmp.replace(path)
+    except OSError as exc:
+        from hotmess.core.cube import _write_error
+
+        raise _write_error(path, exc, 1 << 12) from exc

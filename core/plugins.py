@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -63,8 +64,15 @@ _failed: dict[str, str] = {}
 _dists: dict[str, tuple[str, str]] = {}
 
 
+#: Comma-separated module names registered as plugins beside the entry points (a plugin
+#: under development; importable through ``PYTHONPATH``). Child processes (SLURM jobs,
+#: ``hotmess run`` subprocesses) inherit it.
+PLUGINS_ENV = "HOTMESS_PLUGINS"
+
+
 def get_plugin_manager() -> pluggy.PluginManager:
-    """Return the process-wide plugin manager, loading entry points on first call."""
+    """Return the process-wide plugin manager, loading entry points on first call, then the
+    modules named in ``$HOTMESS_PLUGINS``."""
     global _pm
     if _pm is None:
         pm = pluggy.PluginManager("hotmess")
@@ -81,6 +89,15 @@ def get_plugin_manager() -> pluggy.PluginManager:
                 dist = getattr(ep, "dist", None)
                 if dist is not None:
                     _dists[ep.name] = (dist.metadata["Name"], dist.version)
+        for modname in filter(None, (m.strip() for m in os.environ.get(PLUGINS_ENV, "").split(","))):
+            try:  # a plugin under development, not installed: HOTMESS_PLUGINS=my_plugin
+                module = importlib.import_module(modname)
+            except Exception as exc:
+                _failed[modname] = f"{type(exc).__name__}: {exc} (from ${PLUGINS_ENV})"
+                log.warning("hotmess plugin %r (from $%s) failed to load: %s", modname, PLUGINS_ENV, exc)
+                continue
+            if pm.get_plugin(modname) is None and not pm.is_registered(module):
+                pm.register(module, name=modname)
         _pm = pm
     return _pm
 

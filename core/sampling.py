@@ -22,13 +22,15 @@ from dataclasses import dataclass
 
 import xarray as xr
 
-from hotmess.core import seeding
+from hotmess.core import fingerprint, seeding
 from hotmess.core.assembly import DrawTable
 from hotmess.core.backend import Backend, ModelSpec
 from hotmess.core.cube import CubeStore
 from hotmess.core.experiment import Budget, Experiment
+from hotmess.core.integrity import PartChecker, cell_settings, request_digests
+from hotmess.core.locks import Locks
 from hotmess.core.task import Task
-from hotmess.core.types import DrawResult, Outcome, Question, SamplingParams
+from hotmess.core.types import DrawResult, Outcome, Question, SampleRequest, SamplingParams
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,54 @@ def score_all(task: Task, question: Question, results: Sequence[DrawResult]) -> 
         raise RuntimeError(f"task {task.name!r} failed to score question {question.id!r}: {exc}") from exc
 
 
+def build_requests(
+    task: Task,
+    questions: Sequence[Question],
+    *,
+    spec: ModelSpec,
+    budget: Budget,
+    exp: Experiment | None = None,
+    draws: int | None = None,
+    seeds_per_context: int | None = None,
+    experiment_seed: int | None = None,
+    sampling: SamplingParams,
+) -> tuple[list[SampleRequest], list[tuple[int, list[int], list[int]]]]:
+    """The requests of one chunk of one cell: per question and few-shot context, one request
+    with one seed per draw. A pure function of its arguments (the fingerprint of a part is
+    computed from these requests, :mod:`hotmess.core.integrity`).
+
+    ``draws``, ``seeds_per_context`` and ``experiment_seed`` default to ``exp``'s.
+
+    Returns
+    -------
+    requests : list of SampleRequest
+    index : list of (question index, draw ids, seeds)
+        One entry per request.
+
+    Raises
+    ------
+    RuntimeError
+        The task built a request with another number of draws than seeds.
+    """
+    draws = exp.draws if draws is None else draws
+    spc = exp.seeds_per_context if seeds_per_context is None else seeds_per_context
+    seed0 = exp.seed if experiment_seed is None else experiment_seed
+    requests, index = [], []
+    for qi, q in enumerate(questions):
+        for c in range(math.ceil(draws / spc)):
+            ds_ = range(c * spc, min((c + 1) * spc, draws))
+            seeds = [seeding.draw_seed(seed0, spec.name, spec.size, budget.label, q.id, d) for d in ds_]
+            req = task.build_request(
+                q, context=c, context_seed=seeding.context_seed(seed0, q.id, c), seeds=seeds,
+                budget=budget.tokens, effort=budget.effort, sampling=sampling, chat=spec.chat,
+            )
+            if req.n_draws != len(seeds):
+                raise RuntimeError(f"task {task.name!r} built a request with {req.n_draws} draws for {len(seeds)} seeds")
+            requests.append(req)
+            index.append((qi, list(ds_), seeds))
+    return requests, index
+
+
 def sample_chunk(
     task: Task,
     backend: Backend,
@@ -92,8 +142,11 @@ def sample_chunk(
     experiment_seed: int,
     sampling: SamplingParams,
     outcome_labels: Sequence[str],
+    requests: tuple[list[SampleRequest], list[tuple[int, list[int], list[int]]]] | None = None,
 ) -> xr.Dataset:
     """Sample and score one chunk of questions for one (model, size, budget) cell.
+
+    ``requests`` are the chunk's requests from :func:`build_requests` (built here if not given).
 
     Returns
     -------
@@ -107,19 +160,9 @@ def sample_chunk(
     RuntimeError
         The task or the backend broke its contract (wrong number of draws or results).
     """
-    requests, index = [], []
-    for qi, q in enumerate(questions):
-        for c in range(math.ceil(draws / seeds_per_context)):
-            ds_ = range(c * seeds_per_context, min((c + 1) * seeds_per_context, draws))
-            seeds = [seeding.draw_seed(experiment_seed, spec.name, spec.size, budget.label, q.id, d) for d in ds_]
-            req = task.build_request(
-                q, context=c, context_seed=seeding.context_seed(experiment_seed, q.id, c), seeds=seeds,
-                budget=budget.tokens, effort=budget.effort, sampling=sampling, chat=spec.chat,
-            )
-            if req.n_draws != len(seeds):
-                raise RuntimeError(f"task {task.name!r} built a request with {req.n_draws} draws for {len(seeds)} seeds")
-            requests.append(req)
-            index.append((qi, list(ds_), seeds))
+    requests, index = requests or build_requests(
+        task, questions, spec=spec, budget=budget, draws=draws, seeds_per_context=seeds_per_context,
+        experiment_seed=experiment_seed, sampling=sampling)
     t0 = time.perf_counter()
     results = backend.sample(requests)
     elapsed = time.perf_counter() - t0
@@ -140,6 +183,30 @@ def sample_chunk(
                          question_coords=task.question_coords)
 
 
+def parse_shard(raw: object) -> tuple[int, int]:
+    """``shard: i/n`` -> ``(i, n)``: this process samples chunks ``c`` with ``c % n == i``
+    (``None`` -> ``(0, 1)``, every chunk). Chunk boundaries do not depend on the shard, so
+    the shards' parts make the same cube as one process.
+
+    Raises
+    ------
+    ConfigError
+        Not of the form ``i/n`` with ``0 <= i < n``.
+    """
+    from hotmess.core.experiment import ConfigError
+
+    if raw is None or raw == "":
+        return 0, 1
+    text = str(raw)
+    try:
+        i, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ConfigError(f"shard must be i/n (e.g. shard=0/4), not {text!r}") from None
+    if n <= 0 or not 0 <= i < n:
+        raise ConfigError(f"shard {text!r}: need 0 <= i < n")
+    return i, n
+
+
 def sample_cells(
     exp: Experiment,
     task: Task,
@@ -147,32 +214,72 @@ def sample_cells(
     plan: Plan,
     *,
     build_backend: Callable[[ModelSpec], Backend],
-) -> None:
-    """Sample every (model, size, budget, chunk) of ``exp`` that has no part file yet.
+    locks: Locks | None = None,
+    checker: PartChecker | None = None,
+    on_backend: Callable[[Backend, ModelSpec], None] | None = None,
+) -> list[str]:
+    """Sample every (model, size, budget, chunk) of ``exp`` (of this ``shard``) that has no
+    part file yet.
 
     ``build_backend(spec)`` makes the backend of one model size (called only for sizes with
-    work left; closed after its cells). Progress is shown with ``tqdm``.
+    work left; closed after its cells); ``on_backend(backend, spec)`` is called right after
+    (e.g. to refuse budgets it cannot honour) before any of its cells is sampled. With
+    ``locks``, a chunk is sampled only while this run holds its claim (chunks claimed by
+    another live run are skipped and listed in the return value); with ``checker``, each
+    part is written with its fingerprint (:mod:`hotmess.core.integrity`). Progress is shown
+    with ``tqdm``.
+
+    Returns
+    -------
+    list of str
+        The chunks skipped because another live run was sampling them.
     """
     from tqdm.auto import tqdm
 
-    total = len(exp.cells()) * len(plan.questions) * exp.draws
-    with tqdm(total=total, initial=plan.draws_done(store, exp), unit="draw", desc=exp.name,
-              dynamic_ncols=True) as bar:
+    k, n = parse_shard(exp.config.get("shard"))
+    mine = [i for i in range(len(plan.chunks)) if i % n == k]
+    skipped: list[str] = []
+    total = len(exp.cells()) * sum(len(plan.chunks[i]) for i in mine) * exp.draws
+    done = sum(len(plan.chunks[i]) * exp.draws for spec, b in exp.cells() for i in mine
+               if store.has_part(spec.name, spec.size, b.label, i))
+    with tqdm(total=total, initial=done, unit="draw", desc=exp.name, dynamic_ncols=True) as bar:
         for fam in exp.families:
             for spec in fam.specs:
-                todo = plan.todo(store, spec, fam.budgets)
+                todo = [(b, i) for b, i in plan.todo(store, spec, fam.budgets) if i in mine]
                 if not todo:
                     continue
                 bar.set_postfix_str(f"{spec.name} {spec.size}: loading")
                 with build_backend(spec) as backend:
+                    if on_backend is not None:
+                        on_backend(backend, spec)
                     info = backend.info()
                     for b, i in todo:
-                        bar.set_postfix_str(f"{spec.name} {spec.size} budget {b.label}")
-                        part = sample_chunk(
-                            task, backend, plan.chunks[i], spec=spec, budget=b, draws=exp.draws,
-                            seeds_per_context=exp.seeds_per_context, experiment_seed=exp.seed,
-                            sampling=fam.sampling, outcome_labels=plan.outcome_labels,
-                        )
-                        part.attrs["backend_info"] = json.dumps(info, sort_keys=True, default=str)
-                        store.write_part(part, spec.name, spec.size, b.label, i)
-                        bar.update(len(plan.chunks[i]) * exp.draws)
+                        key = f"{store.cell_dir(spec.name, spec.size, b.label).name}__{i:05d}"
+                        if locks is not None and not locks.claim(key):
+                            skipped.append(key)
+                            continue
+                        try:
+                            if store.has_part(spec.name, spec.size, b.label, i):
+                                continue  # another run finished it while we waited
+                            bar.set_postfix_str(f"{spec.name} {spec.size} budget {b.label}")
+                            reqs = build_requests(task, plan.chunks[i], spec=spec, budget=b, exp=exp,
+                                                  sampling=fam.sampling)
+                            part = sample_chunk(
+                                task, backend, plan.chunks[i], spec=spec, budget=b, draws=exp.draws,
+                                seeds_per_context=exp.seeds_per_context, experiment_seed=exp.seed,
+                                sampling=fam.sampling, outcome_labels=plan.outcome_labels, requests=reqs,
+                            )
+                            part.attrs["backend_info"] = json.dumps(info, sort_keys=True, default=str)
+                            if checker is not None:
+                                fp = fingerprint.make(
+                                    cell_settings(exp, fam, spec, b, checker.task_info),
+                                    request_digests(plan.chunks[i], reqs[0]))
+                                part.attrs[fingerprint.ATTR] = fingerprint.dumps(fp)
+                            path = store.write_part(part, spec.name, spec.size, b.label, i)
+                            if checker is not None:
+                                checker.trust(path)
+                            bar.update(len(plan.chunks[i]) * exp.draws)
+                        finally:
+                            if locks is not None:
+                                locks.unclaim(key)
+    return skipped

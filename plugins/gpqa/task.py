@@ -38,6 +38,7 @@ own fixed option order (GPQA has no separate dev split; **OPEN**, recorded as
 from __future__ import annotations
 
 import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -248,7 +249,9 @@ def _read_local(data_dir: Path, subset: str):
             f"gpqa_{subset}.jsonl with the Idavidrein/gpqa fields {list(REQUIRED)}"
         )
     if path.suffix == ".csv":
-        with open(path, encoding="utf-8", newline="") as f:
+        from hotmess.plugins.mc.jsonl import read_text
+
+        with io.StringIO(read_text(path), newline="") as f:
             reader = csv.DictReader(f)
             missing = [k for k in REQUIRED if k not in (reader.fieldnames or [])]
             if missing:

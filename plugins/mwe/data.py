@@ -252,7 +252,13 @@ def _download(subset: str, url_template: str) -> Path:
     import urllib.error
     import urllib.request
 
-    from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+    try:
+        from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+    except ModuleNotFoundError:
+        raise MweDataError(
+            f"downloading MWE subset {subset!r} needs the package tenacity (pip install 'hotmess[api]'); "
+            f"or pass the task option data_dir=<folder with {subset}.jsonl> to read local files"
+        ) from None
 
     url = url_template.format(commit=SOURCE_COMMIT, path=SOURCE_PATH, subset=subset)
     dest = cache_dir() / f"{subset}.jsonl"
@@ -319,16 +325,21 @@ def load_subset(subset: str, data_dir: str | os.PathLike | None = None, url: str
         See :func:`subset_path` and :func:`parse_record`; invalid JSON names file and line.
     """
     path = subset_path(subset, data_dir, url)
+    from hotmess.plugins.mc.jsonl import read_text
+
     out = []
-    with open(path, encoding="utf-8") as fh:
-        for i, raw in enumerate(fh):
-            if not raw.strip():
-                continue
-            try:
-                obj = json.loads(raw)
-            except json.JSONDecodeError as exc:
-                raise MweDataError(f"{path}:{i + 1}: invalid JSON: {exc}") from exc
-            out.append(parse_record(obj, subset, i, where=f"{path}:{i + 1}"))
+    try:
+        text = read_text(path)
+    except ValueError as exc:  # not UTF-8: names file, line and column
+        raise MweDataError(str(exc)) from None
+    for i, raw in enumerate(text.split("\n")):
+        if not raw.strip():
+            continue
+        try:
+            obj = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise MweDataError(f"{path}:{i + 1}: invalid JSON: {exc}") from exc
+        out.append(parse_record(obj, subset, i, where=f"{path}:{i + 1}"))
     if not out:
         raise MweDataError(f"{path}: no records")
     return out

@@ -27,6 +27,12 @@ start)
   cpus=$(nproc)
   mem=$(( $(awk '/MemTotal/ {print $2}' /proc/meminfo) / 1024 / 2 ))
   user=$(id -un)
+  # two free loopback ports (another cluster, e.g. a developer's, may hold the defaults)
+  read -r ctld_port d_port < <(python3 -c 'import socket
+ps = []
+for _ in range(2):
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); ps.append(s)
+print(*[s.getsockname()[1] for s in ps])')
   dd if=/dev/urandom of="$dir/munge/munge.key" bs=1024 count=1 status=none
   chmod 400 "$dir/munge/munge.key"
   cat > "$dir/slurm.conf" <<CONF
@@ -34,8 +40,8 @@ ClusterName=hotmess-test
 SlurmctldHost=localhost(127.0.0.1)
 SlurmUser=$user
 SlurmdUser=$user
-SlurmctldPort=16817
-SlurmdPort=16818
+SlurmctldPort=$ctld_port
+SlurmdPort=$d_port
 AuthType=auth/munge
 AuthInfo=socket=$dir/munge/munge.socket
 CredType=cred/munge
@@ -61,7 +67,7 @@ InactiveLimit=0
 KillWait=5
 MinJobAge=600
 NodeName=localhost NodeAddr=127.0.0.1 CPUs=$cpus RealMemory=$mem State=UNKNOWN
-PartitionName=debug Nodes=localhost Default=YES MaxTime=30 State=UP OverSubscribe=YES
+PartitionName=debug Nodes=localhost Default=YES MaxTime=60 State=UP OverSubscribe=YES
 CONF
   export SLURM_CONF="$dir/slurm.conf"
   munged --key-file="$dir/munge/munge.key" --socket="$dir/munge/munge.socket" \

@@ -25,16 +25,20 @@ OPTION = re.compile(r"([A-Z])\. (-?\d+)")
 
 class CalculatorBackend(Backend):
     """Options (backend config or model size entry): ``slip`` (probability that a written
-    digit is wrong) and ``forget_carry`` (fraction of questions on which carries are dropped)."""
+    digit is wrong) and ``forget_carry`` (fraction of questions on which carries are dropped);
+    ``seconds_per_request`` (default 0) makes it as slow as a real model, for tests of
+    interrupted and concurrent runs."""
 
     name = "calculator"
     deterministic = True
 
-    def __init__(self, model: ModelSpec, slip: float = 0.05, forget_carry: float = 0.0) -> None:
+    def __init__(self, model: ModelSpec, slip: float = 0.05, forget_carry: float = 0.0,
+                 seconds_per_request: float = 0.0) -> None:
         opts = {"slip": slip, "forget_carry": forget_carry, **{k: v for k, v in model.options.items()
                                                                if k in ("slip", "forget_carry")}}
         super().__init__(model, **opts)
         self.slip, self.forget_carry = float(opts["slip"]), float(opts["forget_carry"])
+        self.seconds_per_request = float(seconds_per_request)
         for k in ("slip", "forget_carry"):
             if not 0.0 <= opts[k] <= 1.0:
                 raise ValueError(f"calculator backend: {k} must be in [0, 1], got {opts[k]}")
@@ -43,6 +47,7 @@ class CalculatorBackend(Backend):
         out = []
         for req in requests:
             t0 = time.perf_counter()
+            time.sleep(self.seconds_per_request)
             row = [self._draw(req, seed) for seed in req.seeds]
             for r in row:
                 r.latency_s = (time.perf_counter() - t0) / len(row)
