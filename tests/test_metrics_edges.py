@@ -177,8 +177,8 @@ def test_bootstrap_draws_resample_by_hand():
     # accuracy 1 or 0; the replicate mean is the fraction of A replicates
     p, t = one([A, B], 0, squeeze=False)
     out = M.bootstrap_draws(M.zero_one_decomposition, p, t, [1], n_boot=400, rng=0)
-    u = np.random.default_rng(0).random((1, 1, 400, 1))  # the documented stream
-    frac_b = float((np.floor(u * 2) == 1).mean())
+    k = np.random.default_rng(0).integers(0, 2, size=(1, 1, 400, 1))  # the documented stream
+    frac_b = float((k == 1).mean())
     assert float(out.error.sel(n_draws=1)) == pytest.approx(frac_b, abs=1e-12)
     assert float(out.error_lower[0]) == 0.0 and float(out.error_upper[0]) == 1.0
 
@@ -237,3 +237,15 @@ def test_kl_against_textbook_formula_on_messy_cube():
         tgt = int(target.isel(question=cell["question"]))
         assert float(ds.variance.isel(cell)) == pytest.approx(var, rel=1e-9, abs=1e-13)
         assert float(ds.bias.isel(cell)) == pytest.approx(-math.log(fbar[tgt]), rel=1e-10)
+
+
+def test_entries_within_tolerance_are_clipped_and_beyond_it_refused():
+    # -5e-7 and 1 + 5e-7 are within PROB_ATOL (1e-6) of [0, 1]: read as 0 and 1
+    p, t = one([[1 + 5e-7, -5e-7, 0.0, 0.0], [0.25] * 4], 0)
+    q, _ = one([[1.0, 0.0, 0.0, 0.0], [0.25] * 4], 0)
+    for fn in (M.kl_decomposition, M.brier_decomposition, M.zero_one_decomposition):
+        xr.testing.assert_allclose(fn(p, t), fn(q, t), rtol=1e-5, atol=2e-6)
+    bad, _ = one([[1.00002, -0.00002, 0.0, 0.0]], 0)
+    for fn in (M.kl_decomposition, M.brier_decomposition, M.zero_one_decomposition):
+        with pytest.raises(ValueError, match="not a probability vector"):
+            fn(bad, t)

@@ -85,11 +85,12 @@ def incoherence(
     dims = as_dims(dim)
     require(variance, "variance")
     require(error, "error")
-    variance, error = xr.broadcast(variance, error)
+    if not _aligned(variance, error):
+        variance, error = xr.broadcast(variance, error)
+        error = error.transpose(*variance.dims)
     missing = [d for d in dims if d not in variance.dims]
     if missing:
         raise ValueError(f"variance/error lack dims {missing}")
-    error = error.transpose(*variance.dims)
     if weights is not None:
         both = variance.notnull() & error.notnull()
         num = xr.dot(weights, variance.where(both, 0.0), dim=dims)
@@ -105,11 +106,15 @@ def incoherence(
             return (num / den.where(den != 0)).rename("incoherence")
     v, e = np.asarray(variance.values, dtype=float), np.asarray(error.values, dtype=float)
     axes = tuple(variance.dims.index(d) for d in dims)
-    both = ~(np.isnan(v) | np.isnan(e))
-    num = np.where(both, v, 0.0).sum(axes)
-    den = np.where(both, e, 0.0).sum(axes)
+    num, den = v.sum(axes), e.sum(axes)
+    counted = np.ones(num.shape, dtype=bool)
+    if np.isnan(num).any() or np.isnan(den).any():  # a NaN somewhere: skip it in both sums
+        both = ~(np.isnan(v) | np.isnan(e))
+        num = np.where(both, v, 0.0).sum(axes)
+        den = np.where(both, e, 0.0).sum(axes)
+        counted = both.any(axes)
     with np.errstate(invalid="ignore", divide="ignore"):
-        out = np.where(both.any(axes) & (den != 0), num / den, np.nan)
+        out = np.where(counted & (den != 0), num / den, np.nan)
     keep = [d for d in variance.dims if d not in dims]
     coords = {k: c for k, c in variance.coords.items() if not set(c.dims) & set(dims)}
     return xr.DataArray(out, dims=keep, coords=coords, name="incoherence")
@@ -343,6 +348,13 @@ def difficulty_groups(
     ids = length_buckets(length_ref, n_groups, dim=dim, draw_dim=draw_dim).rename("difficulty")
     ids.attrs["labels"] = list(labels)
     return ids
+
+
+def _aligned(a: xr.DataArray, b: xr.DataArray) -> bool:
+    """Same dims, shape and indexes: no broadcast needed."""
+    if a.dims != b.dims or a.shape != b.shape or set(a.indexes) != set(b.indexes):
+        return False
+    return all(a.indexes[k].equals(b.indexes[k]) for k in a.indexes)
 
 
 class MedianSplit(tuple):

@@ -193,15 +193,19 @@ def _question_blocks(n_q: int, per_question: int, max_elements: int) -> list[sli
 
 
 def _resample_indices(gen: np.random.Generator, valid: np.ndarray, n: int, n_boot: int) -> np.ndarray:
-    """Draw indices (lines, qb, R, n), uniform with replacement over each cell's valid draws.
+    """Draw indices (qb, lines, R, n) int64, uniform with replacement over each cell's valid
+    draws.
 
-    ``valid`` (lines, qb, D). The uniforms are generated question-major, so the stream does
-    not depend on how the questions are blocked."""
-    lines, qb, _ = valid.shape
-    u = gen.random((qb, lines, n_boot, n)).transpose(1, 0, 2, 3)
-    nvalid = valid.sum(-1)
-    k = np.floor(u * np.maximum(nvalid, 1)[:, :, None, None]).astype(np.int64)
-    order = np.argsort(~valid, axis=-1, kind="stable")  # valid draws first
+    ``valid`` (lines, qb, D). ``gen.integers(0, n_valid)`` picks among the cell's valid draws
+    (in draw order), generated question-major, so the stream does not depend on how the
+    questions are blocked."""
+    lines, qb, D = valid.shape
+    vq = valid.transpose(1, 0, 2)
+    if vq.all():
+        return gen.integers(0, D, size=(qb, lines, n_boot, n), dtype=np.int64)
+    nvalid = np.maximum(vq.sum(-1), 1)[:, :, None, None]
+    k = gen.integers(0, np.broadcast_to(nvalid, (qb, lines, n_boot, n)), dtype=np.int64)
+    order = np.argsort(~vq, axis=-1, kind="stable")  # valid draws first
     return np.take_along_axis(order[:, :, None, :], k, axis=-1)
 
 
@@ -209,23 +213,28 @@ def _block_weighted(
     x: np.ndarray, y: np.ndarray, idx: np.ndarray, family: str, delta: float
 ) -> dict[str, np.ndarray]:
     """Metrics of every replicate for a block: x (lines, qb, D, C), y (lines, qb, C),
-    idx (lines, qb, R, n) -> {name: (lines, qb, R)}."""
+    idx (qb, lines, R, n) -> {name: (lines, qb, R)}."""
     lines, qb, D, C = x.shape
     R, n = idx.shape[-2:]
-    b = K.Block(x.reshape(-1, D, C))
     nb = lines * qb
-    yb = y.reshape(nb, C)
+    b = K.Block(x.transpose(1, 0, 2, 3).reshape(nb, D, C))  # cells question-major, as idx
+    yb = y.transpose(1, 0, 2).reshape(nb, C)
     nvalid = b.valid.sum(-1)
     if b.present is not None and ((yb > 0) & ~b.present).any(-1)[nvalid > 0].any():
         raise BadInput("target on padding")
-    flat = (np.arange(nb * R)[:, None] * D + idx.reshape(nb * R, n)).ravel()
-    counts = np.bincount(flat, minlength=nb * R * D).reshape(nb, R, D).astype(float)
+    flat = idx.reshape(nb * R, n)
+    flat += (np.arange(nb * R, dtype=np.int64) * D)[:, None]  # idx is not used again
+    counts = np.bincount(flat.ravel(), minlength=nb * R * D).reshape(nb, R, D).astype(float)
     mean = K.weighted_means(K.features(family, b, delta), counts)
     present = None if b.present is None else b.present[:, None, :]
     res = K.finish(family, mean, yb[:, None, :], present, b.n_opt[:, None, :], delta)
     names = [k for k in K.OUTPUTS[family] if not k.startswith("n_")]
     ok = (nvalid > 0)[:, None]
-    return {k: np.where(ok, np.broadcast_to(res[k], (nb, R)), np.nan).reshape(lines, qb, R) for k in names}
+    out = {}
+    for k in names:
+        v = np.where(ok, np.broadcast_to(res[k], (nb, R)), np.nan)
+        out[k] = v.reshape(qb, lines, R).transpose(1, 0, 2)
+    return out
 
 
 def _block_resampled(
@@ -234,6 +243,7 @@ def _block_resampled(
     """The straightforward replicate: copy the resampled draws, call ``metric_fn``.
 
     ``blk`` is the block as a DataArray (..., question, draw, option) for dims and coords."""
+    idx = idx.transpose(1, 0, 2, 3)  # (lines, qb, R, n)
     samp = np.take_along_axis(x[:, :, None, :, :], idx[..., None], axis=3)  # (l, q, R, n, C)
     samp = samp.reshape(*blk.shape[:-2], *samp.shape[2:])
     line_dims, (qd, dd, od) = blk.dims[:-3], blk.dims[-3:]
