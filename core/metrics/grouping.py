@@ -139,7 +139,7 @@ def length_buckets(
         are formed separately for every index of the other dims (each (model, size, budget)
         line has its own lengths).
     n_buckets : int
-        Number of buckets (≥ 1). PAPER leaves it OPEN: a config value.
+        Number of buckets (≥ 1). The paper leaves it OPEN: a config value.
     dim, draw_dim : str
         Question and draw dims.
 

@@ -5,7 +5,7 @@ Two public parsers:
 * :func:`extract_choice` — which option *letter* a text states (``"Answer: B"``,
   ``"**B**"``, ``"\\boxed{B}"``, ``"the answer is (b)"``, ``"<answer>(A)</answer>"``...).
 * :func:`parse_probabilities` — the probability vector of a
-  ``<PROB> P(A), P(B), P(C), P(D) </PROB>`` block (probability prompting, PAPER.md 1a).
+  ``<PROB> P(A), P(B), P(C), P(D) </PROB>`` block (probability prompting, as in the paper, arXiv 2601.23045).
 
 Both never raise on model output: they return a result whose ``rule`` names the rule that
 decided (or why nothing could be read), so that format errors can be counted and audited.
@@ -465,7 +465,7 @@ def parse_probabilities(
     sum_tolerance: float = 0.05,
 ) -> ProbParse:
     """The probability vector of the last ``<PROB> ... </PROB>`` block (module docstring
-    lists every rule; PAPER.md 1a, probability prompting).
+    lists every rule; probability prompting as in the paper).
 
     Parameters
     ----------
@@ -552,7 +552,7 @@ def _parse_block(body: str, labs: tuple[str, ...], tol: float, notes: list[str])
 
 
 def softmax_logprobs(logprobs: dict[str, float] | None, labels: Sequence[str]) -> np.ndarray | None:
-    """Softmax of the label log-probs over the options (PAPER.md 1a, base/instruct comparison).
+    """Softmax of the label log-probs over the options (the paper's base/instruct comparison).
 
     Returns ``None`` when a label is missing or a value is not finite-or-minus-infinity.
     Shape ``(len(labels),)``.
