@@ -32,73 +32,19 @@ The families, one module each (every name is importable from here):
 Formulas: ``docs/science.md#metrics``.
 """
 
-from hotmess.core.metrics.decompositions import (
-    accuracy,
-    brier_decomposition,
-    kl_decomposition,
-    smooth,
-    zero_one_decomposition,
-)
-from hotmess.core.metrics.fits import JointFit, PowerLawFit, joint_fit_incoherence, power_law_fit
-from hotmess.core.metrics.grouping import (
-    DIFFICULTY_LABELS,
-    MedianSplit,
-    difficulty_groups,
-    incoherence,
-    incoherence_by_bucket,
-    incoherence_by_group,
-    length_buckets,
-    median_split,
-    overthinking,
-)
-from hotmess.core.metrics.outcomes import (
-    coverage_error,
-    embedding_variance,
-    format_error_counts,
-    format_error_rate,
-    point_decomposition,
-)
-from hotmess.core.metrics.resampling import bootstrap_draws, bootstrap_questions, ensemble
-from hotmess.core.metrics.validation import (
-    DEFAULT_DELTA,
-    PROB_ATOL,
-    TIE_ATOL,
-    TIE_RULE,
-    cells_run,
-    present_options,
-)
+from hotmess.core.metrics import decompositions, fits, grouping, outcomes, resampling, validation
+from hotmess.core.metrics.decompositions import *  # noqa: F403
+from hotmess.core.metrics.fits import *  # noqa: F403
+from hotmess.core.metrics.grouping import *  # noqa: F403
+from hotmess.core.metrics.outcomes import *  # noqa: F403
+from hotmess.core.metrics.resampling import *  # noqa: F403
+from hotmess.core.metrics.validation import *  # noqa: F403
 
 __all__ = [
-    "DEFAULT_DELTA",
-    "PROB_ATOL",
-    "TIE_ATOL",
-    "TIE_RULE",
-    "smooth",
-    "kl_decomposition",
-    "brier_decomposition",
-    "zero_one_decomposition",
-    "accuracy",
-    "format_error_rate",
-    "format_error_counts",
-    "incoherence",
-    "coverage_error",
-    "embedding_variance",
-    "point_decomposition",
-    "length_buckets",
-    "incoherence_by_group",
-    "incoherence_by_bucket",
-    "difficulty_groups",
-    "DIFFICULTY_LABELS",
-    "MedianSplit",
-    "median_split",
-    "overthinking",
-    "PowerLawFit",
-    "power_law_fit",
-    "JointFit",
-    "joint_fit_incoherence",
-    "ensemble",
-    "bootstrap_draws",
-    "bootstrap_questions",
-    "present_options",
-    "cells_run",
+    *validation.__all__,
+    *decompositions.__all__,
+    *outcomes.__all__,
+    *grouping.__all__,
+    *fits.__all__,
+    *resampling.__all__,
 ]
