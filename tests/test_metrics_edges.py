@@ -249,3 +249,31 @@ def test_entries_within_tolerance_are_clipped_and_beyond_it_refused():
     for fn in (M.kl_decomposition, M.brier_decomposition, M.zero_one_decomposition):
         with pytest.raises(ValueError, match="not a probability vector"):
             fn(bad, t)
+
+
+@pytest.mark.parametrize("fn", FAMILIES + [M.accuracy])
+def test_check_false_gives_the_same_numbers_with_missing_data(fn):
+    # check=False skips the probability checks only: NaN draws and padding still handled
+    probs, target = messy_cube(6)
+    a, b = fn(probs, target), fn(probs, target, check=False)
+    if isinstance(a, xr.Dataset):
+        xr.testing.assert_allclose(a, b, rtol=1e-13, atol=1e-15)
+    else:
+        np.testing.assert_allclose(a, b, rtol=1e-13)
+
+
+def test_validate_probabilities_once():
+    probs, target = messy_cube(7)
+    assert M.validate_probabilities(probs, target) is None
+    bad = probs.copy()
+    bad[dict(model=1, budget=2, question=4, draw=0)] = [0.5, 0.6, 0.0, 0.0]
+    with pytest.raises(ValueError, match="question='q4'"):
+        M.validate_probabilities(bad)
+    # target on a padded option (question 1 has options A, B only)
+    with pytest.raises(ValueError, match="padding"):
+        M.validate_probabilities(probs, target.where(target.question != "q1", 3))
+    # without checks a negative entry still surfaces in KL (NaN log -> checked redo)
+    neg = probs.copy()
+    neg[dict(model=0, budget=0, question=0, draw=1)] = [1.2, -0.2, 0.0, 0.0]
+    with pytest.raises(ValueError, match="not a probability vector"):
+        M.kl_decomposition(neg, target, check=False)

@@ -28,9 +28,6 @@ from hotmess.core.metrics.validation import PROB_ATOL, TIE_ATOL, BadInput
 
 #: Values of the cube processed at once (8 bytes each): bounds the temporaries.
 BLOCK_ELEMENTS = 1 << 21
-#: Run the checks (benchmarks/bench_metrics.py switches them off to measure their cost; the
-#: unchecked path assumes finite probability vectors and must not be used otherwise).
-CHECK = True
 
 OUTPUTS = {
     "kl": ("bias", "variance", "error", "cross_entropy", "noise", "n_draws"),
@@ -54,13 +51,15 @@ class Block:
 
     __slots__ = ("x", "valid", "present", "n_opt", "sums")
 
-    def __init__(self, raw: np.ndarray, need_min: bool = True):
+    def __init__(self, raw: np.ndarray, need_min: bool = True, check: bool = True):
         """``need_min=False`` skips the check of the smallest entry: only for KL, whose
         ``log(x + δ)`` turns an entry below ``-δ`` into NaN, which the caller detects in the
-        means and then redoes the block with the full checks."""
+        means and then redoes the block with the full checks. ``check=False`` takes the
+        values as they are (every draw valid, no padding): the caller must redo the block
+        checked if a mean comes out non-finite (a NaN anywhere propagates into the means)."""
         x = np.asarray(raw, dtype=np.float64)
         nb, D, C = x.shape
-        if not CHECK:
+        if not check:
             self.x, self.sums, self.present = x, None, None
             self.valid = np.ones((nb, D), dtype=bool)
             self.n_opt = np.full((nb, 1), float(C))
@@ -124,7 +123,8 @@ def tie_split(v: np.ndarray, present: np.ndarray | None) -> np.ndarray:
     if present is not None:
         v = np.where(present, v, -np.inf)
     hit = (v >= (omax(v) - TIE_ATOL)[..., None]).astype(float)
-    hit /= osum(hit)[..., None]
+    with np.errstate(invalid="ignore", divide="ignore"):  # a NaN row: redone checked
+        hit /= osum(hit)[..., None]
     return hit
 
 
@@ -247,25 +247,22 @@ def blocks(n: int, per_cell: int, limit: int = BLOCK_ELEMENTS) -> Iterator[slice
         yield slice(s, min(n, s + step))
 
 
-def decompose(x: np.ndarray, y: np.ndarray, *, outputs: str, delta: float) -> tuple[np.ndarray, ...]:
+def decompose(
+    x: np.ndarray, y: np.ndarray, *, outputs: str, delta: float, check: bool = True
+) -> tuple[np.ndarray, ...]:
     """The outputs ``OUTPUTS[outputs]`` for probs ``x`` (..., D, C) and target vectors ``y``
-    broadcastable to (..., C). Used through ``xarray.apply_ufunc``."""
+    broadcastable to (..., C). Used through ``xarray.apply_ufunc``.
+
+    ``check=False`` skips the probability-vector checks (the caller validated the cube once);
+    missing data are still handled: a block whose means are not finite is redone checked."""
     lead, (D, C) = x.shape[:-2], x.shape[-2:]
     xf = flat_cells(x)
     yf = np.broadcast_to(y, lead + (C,)).reshape(-1, C)
     family, names = FAMILY[outputs], OUTPUTS[outputs]
     out = {k: np.empty(xf.shape[0]) for k in names}
     for sl in blocks(xf.shape[0], D * C):
-        b = Block(xf[sl], need_min=family != "kl" or delta == 0)
-        feats = features(family, b, delta)
-        w = b.valid.astype(float)
-        n = w.sum(-1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mean = np.matmul(w[:, None, :], feats)[:, 0, :] / n[:, None]
-            if family == "kl" and delta > 0 and not np.isfinite(mean[n > 0]).all():
-                b = Block(xf[sl])  # an entry below -δ (NaN log): full checks, then redo
-                feats = features(family, b, delta)
-                mean = np.matmul(w[:, None, :], feats)[:, 0, :] / n[:, None]
+        b, mean = _block_means(xf[sl], family, delta, check)
+        n = b.valid.sum(-1).astype(float)
         yb = yf[sl]
         if b.present is not None and ((yb > 0) & ~b.present).any(-1)[n > 0].any():
             raise BadInput("target on padding")
@@ -275,6 +272,29 @@ def decompose(x: np.ndarray, y: np.ndarray, *, outputs: str, delta: float) -> tu
             v = res[k]
             out[k][sl] = v if k == "n_draws" else np.where(n > 0, v, np.nan)
     return tuple(out[k].reshape(lead) for k in names)
+
+
+def _block_means(xb: np.ndarray, family: str, delta: float, check: bool) -> tuple[Block, np.ndarray]:
+    """The block and its valid-draw means of the family's features.
+
+    KL skips the minimum check: ``log(x + δ)`` of an entry below ``-δ`` is NaN and shows in
+    the means; an unchecked block with missing data (NaN) shows there too. Either way the
+    block is redone with every check (which handles missing data and names bad vectors)."""
+    skip_min = family == "kl" and delta > 0
+    b = Block(xb, need_min=not skip_min, check=check)
+    mean, n = _means(b, family, delta)
+    if (skip_min or not check) and not np.isfinite(mean[n > 0]).all():
+        b = Block(xb)
+        mean, n = _means(b, family, delta)
+    return b, mean
+
+
+def _means(b: Block, family: str, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    feats = features(family, b, delta)
+    w = b.valid.astype(float)
+    n = w.sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.matmul(w[:, None, :], feats)[:, 0, :] / n[:, None], n
 
 
 def weighted_means(feats: np.ndarray, counts: np.ndarray) -> np.ndarray:

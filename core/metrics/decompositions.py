@@ -27,7 +27,14 @@ from hotmess.core.metrics.validation import (
     target_vector,
 )
 
-__all__ = ["smooth", "kl_decomposition", "brier_decomposition", "zero_one_decomposition", "accuracy"]
+__all__ = [
+    "smooth",
+    "validate_probabilities",
+    "kl_decomposition",
+    "brier_decomposition",
+    "zero_one_decomposition",
+    "accuracy",
+]
 
 
 def smooth(p: xr.DataArray, delta: float = DEFAULT_DELTA, dim: str = "option") -> xr.DataArray:
@@ -66,7 +73,8 @@ def smooth(p: xr.DataArray, delta: float = DEFAULT_DELTA, dim: str = "option") -
 
 
 def run_kernel(
-    probs: xr.DataArray, target: Any, outputs: str, dim: str, draw_dim: str, delta: float
+    probs: xr.DataArray, target: Any, outputs: str, dim: str, draw_dim: str, delta: float,
+    check: bool = True,
 ) -> dict[str, xr.DataArray]:
     """Check the inputs and apply :func:`._kernels.decompose`; one DataArray per output."""
     require(probs, "probs", dim, draw_dim)
@@ -78,7 +86,7 @@ def run_kernel(
     kw: dict[str, Any] = dict(
         input_core_dims=[[draw_dim, dim], [dim]],
         output_core_dims=[[] for _ in names],
-        kwargs={"outputs": outputs, "delta": float(delta)},
+        kwargs={"outputs": outputs, "delta": float(delta), "check": check},
     )
     lazy = probs.chunks is not None
     if lazy:
@@ -97,6 +105,54 @@ def run_kernel(
     return out
 
 
+def validate_probabilities(
+    probs: xr.DataArray, target: Any = None, *, dim: str = "option", draw_dim: str = "draw"
+) -> None:
+    """Check a cube once (then call the decompositions with ``check=False``).
+
+    Parameters
+    ----------
+    probs : xarray.DataArray
+        Probability vectors, dims including ``dim`` and ``draw_dim`` (numpy or dask).
+    target : xarray.DataArray or int, optional
+        Checked too when given (an integer index in range or a probability vector, not on a
+        padded option).
+    dim, draw_dim : str
+
+    Raises
+    ------
+    ValueError
+        Naming the first cell whose draw is not a probability vector (entries in [0, 1]
+        and sum 1 within 1e-6), ±inf, or a bad target (``docs/science.md#missing-data-and-padding``).
+    """
+    require(probs, "probs", dim, draw_dim)
+    probs = as_float(probs)
+    if probs.chunks is not None:
+        probs = probs.chunk({draw_dim: -1, dim: -1})
+    t = 0 if target is None else target
+    try:
+        done = xr.apply_ufunc(
+            _check_blocks, probs, input_core_dims=[[draw_dim, dim]], output_core_dims=[[]],
+            dask="parallelized", output_dtypes=[bool],
+        )
+        bool(done.all())  # computes a dask-backed cube
+    except BadInput:
+        explain_bad_probs(probs, t, dim, draw_dim)
+    if target is not None:
+        y = target_vector(target, probs, dim)
+        present = probs.notnull().any(draw_dim)
+        off = ((y > 0) & ~present).any(dim) & present.any(dim)
+        if bool(off.any()):
+            explain_bad_probs(probs, target, dim, draw_dim)
+
+
+def _check_blocks(x: np.ndarray) -> np.ndarray:
+    xf = K.flat_cells(x)
+    for sl in K.blocks(xf.shape[0], x.shape[-2] * x.shape[-1]):
+        K.Block(xf[sl])
+    return np.ones(x.shape[:-2], dtype=bool)
+
+
 def kl_decomposition(
     probs: xr.DataArray,
     target: xr.DataArray | int,
@@ -104,6 +160,7 @@ def kl_decomposition(
     dim: str = "option",
     draw_dim: str = "draw",
     delta: float = DEFAULT_DELTA,
+    check: bool = True,
 ) -> xr.Dataset:
     """KL bias/variance decomposition of the cross-entropy (the paper's main metric).
 
@@ -126,6 +183,10 @@ def kl_decomposition(
         The outcome and draw dimensions (both reduced).
     delta : float, default 1e-12
         Smoothing constant.
+    check : bool, default True
+        Check that every valid draw is a probability vector. ``False`` trusts the cube
+        (check it once with :func:`validate_probabilities` before several decompositions);
+        missing data (NaN) and padding are still handled.
 
     Returns
     -------
@@ -151,7 +212,7 @@ def kl_decomposition(
     -----
     ``docs/science.md#kl-decomposition``. Plug-in estimates (no small-sample correction).
     """
-    out = run_kernel(probs, target, "kl", dim, draw_dim, delta)
+    out = run_kernel(probs, target, "kl", dim, draw_dim, delta, check)
     ds = xr.Dataset(out)
     ds.attrs.update(family="KL", units="nats", delta=delta, mean="normalised geometric")
     return ds
@@ -164,6 +225,7 @@ def brier_decomposition(
     dim: str = "option",
     draw_dim: str = "draw",
     delta: float = DEFAULT_DELTA,
+    check: bool = True,
 ) -> xr.Dataset:
     """Brier (squared-error) bias/variance decomposition.
 
@@ -172,7 +234,7 @@ def brier_decomposition(
 
     Parameters
     ----------
-    probs, target, dim, draw_dim, delta
+    probs, target, dim, draw_dim, delta, check
         As in :func:`kl_decomposition`.
 
     Returns
@@ -192,7 +254,7 @@ def brier_decomposition(
     -----
     ``docs/science.md#brier-decomposition``.
     """
-    ds = xr.Dataset(run_kernel(probs, target, "brier", dim, draw_dim, delta))
+    ds = xr.Dataset(run_kernel(probs, target, "brier", dim, draw_dim, delta, check))
     ds.attrs.update(family="Brier", delta=delta, mean="arithmetic")
     return ds
 
@@ -203,6 +265,7 @@ def zero_one_decomposition(
     *,
     dim: str = "option",
     draw_dim: str = "draw",
+    check: bool = True,
 ) -> xr.Dataset:
     """0/1-loss bias/variance decomposition of Domingos (2000), ties split fractionally.
 
@@ -218,7 +281,7 @@ def zero_one_decomposition(
 
     Parameters
     ----------
-    probs, target, dim, draw_dim
+    probs, target, dim, draw_dim, check
         As in :func:`kl_decomposition` (no smoothing: it does not change an argmax). For a
         probability target, ``c*`` = its argmax (ties split too).
 
@@ -251,7 +314,7 @@ def zero_one_decomposition(
     exactly only for two options without ties (or when all off-main predictions are
     correct). Only absolute bias and variance are plotted; there is no 0/1 incoherence.
     """
-    ds = xr.Dataset(run_kernel(probs, target, "zero_one", dim, draw_dim, 0.0))
+    ds = xr.Dataset(run_kernel(probs, target, "zero_one", dim, draw_dim, 0.0, check))
     ds.attrs.update(family="0/1", ties=TIE_RULE)
     return ds
 
@@ -263,12 +326,13 @@ def accuracy(
     dim: str = "option",
     draw_dim: str = "draw",
     ties: str = TIE_RULE,
+    check: bool = True,
 ) -> xr.DataArray:
     """Per-cell accuracy: the mean over valid draws of ``P(argmax f_ε = c*)``.
 
     Parameters
     ----------
-    probs, target, dim, draw_dim
+    probs, target, dim, draw_dim, check
         As in :func:`zero_one_decomposition`.
     ties : {"fractional"}
         The tie rule (``docs/science.md#ties``): a k-way tie for the maximum that includes
@@ -293,6 +357,6 @@ def accuracy(
         raise ValueError(
             f"ties must be {TIE_RULE!r} (a tie may not favour a label; docs/science.md#ties), got {ties!r}"
         )
-    acc = run_kernel(probs, target, "accuracy", dim, draw_dim, 0.0)["accuracy"]
+    acc = run_kernel(probs, target, "accuracy", dim, draw_dim, 0.0, check)["accuracy"]
     acc.attrs["ties"] = TIE_RULE
     return acc.rename("accuracy")
