@@ -130,27 +130,31 @@ def validate_probabilities(
     if probs.chunks is not None:
         probs = probs.chunk({draw_dim: -1, dim: -1})
     t = 0 if target is None else target
+    y = target_vector(t, probs, dim)  # checks the target itself (index in range, ...)
     try:
         done = xr.apply_ufunc(
-            _check_blocks, probs, input_core_dims=[[draw_dim, dim]], output_core_dims=[[]],
-            dask="parallelized", output_dtypes=[bool],
+            _check_blocks, probs, y, input_core_dims=[[draw_dim, dim], [dim]],
+            output_core_dims=[[]], dask="parallelized", output_dtypes=[bool],
+            kwargs={"with_target": target is not None},
         )
         bool(done.all())  # computes a dask-backed cube
     except BadInput:
         explain_bad_probs(probs, t, dim, draw_dim)
-    if target is not None:
-        y = target_vector(target, probs, dim)
-        present = probs.notnull().any(draw_dim)
-        off = ((y > 0) & ~present).any(dim) & present.any(dim)
-        if bool(off.any()):
-            explain_bad_probs(probs, target, dim, draw_dim)
 
 
-def _check_blocks(x: np.ndarray) -> np.ndarray:
+def _check_blocks(x: np.ndarray, y: np.ndarray, with_target: bool) -> np.ndarray:
+    """Every check of the kernel, block by block (raises BadInput); the target may not put
+    mass on a padded option."""
+    lead, C = x.shape[:-2], x.shape[-1]
     xf = K.flat_cells(x)
-    for sl in K.blocks(xf.shape[0], x.shape[-2] * x.shape[-1]):
-        K.Block(xf[sl])
-    return np.ones(x.shape[:-2], dtype=bool)
+    yf = np.broadcast_to(y, lead + (C,)).reshape(-1, C)
+    for sl in K.blocks(xf.shape[0], x.shape[-2] * C):
+        b = K.Block(xf[sl])
+        if with_target and b.present is not None:
+            ran = b.valid.any(-1)
+            if ((yf[sl] > 0) & ~b.present).any(-1)[ran].any():
+                raise BadInput("target on padding")
+    return np.ones(lead, dtype=bool)
 
 
 def kl_decomposition(
