@@ -334,3 +334,51 @@ def test_period_after_statement_then_discussion_is_not_a_list():
 )
 def test_real_gemma_outputs(text, expected):
     assert choose(text) == expected
+
+
+# ---- rule 6: natural phrasings of a final choice (issue 15: these were format errors) -----
+@pytest.mark.parametrize(
+    "text, letter",
+    [
+        ("I'd go with B", "B"),
+        ("I’d go with (c).", "C"),
+        ("After weighing them, I would go with option D.", "D"),
+        ("I'll go with A because it is the only prime.", "A"),
+        ("I'm going with **B**", "B"),
+        ("Going with C.", "C"),
+        ("I choose B", "B"),
+        ("i choose b", "B"),
+        ("I chose D.", "D"),
+        ("I pick option A", "A"),
+        ("I select the answer C", "C"),
+        ("I'd opt for B.", "B"),
+        ("I'll stick with D", "D"),
+        ("My pick is B", "B"),
+        ("my choice: C", "C"),
+        ("My final answer would be D.", "D"),
+        ("Hmm, A looks tempting. But I'd go with C.", "C"),
+    ],
+)
+def test_natural_phrasings_are_answers(text, letter):
+    assert choose(text) == Choice(letter, "statement")
+
+
+def test_natural_phrasings_keep_the_ambiguity_rules():
+    assert choose("I'd go with B or C") == Choice(None, "ambiguous")
+    assert choose("I choose A, C") == Choice(None, "ambiguous")
+    assert choose("I'd go with E") == Choice(None, "out_of_range")
+    # English words are not letters; a natural marker without a letter is not searched
+    assert choose("I'd go with a different approach") == Choice(None, "none")
+    assert choose("I'd go with the one where A fails") == Choice(None, "none")
+    assert choose("I choose to think about it") == Choice(None, "none")
+    # the last marker counts, natural or not
+    assert choose("Answer: A\nOn reflection I'd go with D") == Choice("D", "statement")
+    assert choose("I'd go with D at first. The answer is B.") == Choice("B", "statement")
+    # option text after a natural marker (rule 7)
+    assert choose("I'd go with Paris.", option_texts=OPTIONS) == Choice("B", "option_text")
+    # in the reasoning, as a statement (the answer text stated nothing)
+    assert extract_answer("", "Let me think... I'll go with (C).", ABCD) == Choice(
+        "C", "reasoning:statement"
+    )
+    # the rule can be turned off
+    assert choose("I'd go with B", natural_markers=()) == Choice(None, "none")

@@ -210,18 +210,25 @@ def test_zero_one_hand_computed_two_options():
     )
 
 
-def test_zero_one_ties_lowest_index_and_uniform_format_error():
-    # a uniform vector (format error) predicts option 0; a [0.4, 0.4, 0.2] tie predicts 0
+def test_zero_one_ties_split_fractionally_and_uniform_format_error():
+    # Changed (issue 15: ties used to go to option A). A uniform vector (format error) is a
+    # 4-way tie: it predicts each option with probability 1/4.
     p, t = mc([[0.25] * 4, [0.0, 0.0, 1.0, 0.0]], 0)
     ds = M.zero_one_decomposition(p, t)
-    # predictions 0, 2 -> loss 1/2; mean [.125,.125,.625,.125] -> c̄ = 2 -> bias 1, variance 1/2
-    assert (float(ds.error), float(ds.bias), float(ds.variance)) == pytest.approx((0.5, 1.0, 0.5))
+    # P(correct): draw 0 -> 1/4, draw 1 -> 0 ; loss = 1 - 1/8 = 7/8
+    # mean [.125,.125,.625,.125] -> c̄ = 2 (no tie) -> bias 1
+    # variance = 1 - mean P(ĉ = 2) = 1 - (1/4 + 1)/2 = 3/8
+    assert (float(ds.error), float(ds.bias), float(ds.variance)) == pytest.approx((7 / 8, 1.0, 3 / 8))
+    assert float(ds.main_prediction) == 2.0 and int(ds.main_ties) == 1
+    # a [0.4, 0.4, 0.2] tie: each of the two leaders with probability 1/2
     p, t = mc([[0.4, 0.4, 0.2]], 1)
-    assert float(M.zero_one_decomposition(p, t).error) == 1.0
-    assert float(M.accuracy(p, t)) == 0.0
+    assert float(M.zero_one_decomposition(p, t).error) == pytest.approx(0.5)
+    assert float(M.accuracy(p, t)) == pytest.approx(0.5)
     assert float(M.accuracy(p, t, ties="fractional")) == pytest.approx(0.5)
     p, t = mc([[0.25] * 4], 3)
     assert float(M.accuracy(p, t, ties="fractional")) == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="favour"):
+        M.accuracy(p, t, ties="lowest")
 
 
 def test_zero_one_multiclass_domingos_coefficient():
@@ -535,22 +542,35 @@ def test_difficulty_groups_shared_across_sizes():
 
 
 def test_median_split_rules():
+    # Changed (issue 15): the default is the paper's rule (short < median <= long), and under
+    # every rule a question with an empty half leaves both halves (counted in n_dropped).
     L = xr.DataArray(
-        [[10, 20, 30, 40, 50, np.nan], [1, 2, 3, 4, np.nan, np.nan], [5, 5, 5, 9, np.nan, np.nan]],
+        [[10, 20, 30, 40, 50, np.nan], [1, 2, 3, 4, np.nan, np.nan], [5, 5, 5, 9, np.nan, np.nan],
+         [7, 7, 7, 7, np.nan, np.nan]],
         dims=("question", "draw"),
     )
-    short, long_ = M.median_split(L)
-    np.testing.assert_array_equal(short.values[0], [1, 1, 0, 0, 0, 0])  # median 30 excluded
-    np.testing.assert_array_equal(long_.values[0], [0, 0, 0, 1, 1, 0])
+    split = M.median_split(L)
+    short, long_ = split
+    np.testing.assert_array_equal(short.values[0], [1, 1, 0, 0, 0, 0])  # median 30 is long
+    np.testing.assert_array_equal(long_.values[0], [0, 0, 1, 1, 1, 0])
     np.testing.assert_array_equal(short.values[1], [1, 1, 0, 0, 0, 0])  # median 2.5
     np.testing.assert_array_equal(long_.values[1], [0, 0, 1, 1, 0, 0])
-    np.testing.assert_array_equal(short.values[2], [0, 0, 0, 0, 0, 0])  # median 5: ties excluded
-    np.testing.assert_array_equal(long_.values[2], [0, 0, 0, 1, 0, 0])
+    # median 5: nothing below it -> empty short half -> dropped from both; same for 7,7,7,7
+    for q in (2, 3):
+        assert not short.values[q].any() and not long_.values[q].any()
+    np.testing.assert_array_equal(split.kept.values, [True, True, False, False])
+    assert int(split.n_dropped) == 2
+    short, long_ = M.median_split(L, ties="exclude")
+    np.testing.assert_array_equal(short.values[0], [1, 1, 0, 0, 0, 0])  # median 30 excluded
+    np.testing.assert_array_equal(long_.values[0], [0, 0, 0, 1, 1, 0])
+    np.testing.assert_array_equal(long_.values[2], [0, 0, 0, 0, 0, 0])  # was [0,0,0,1]: the defect
     short, long_ = M.median_split(L, ties="rank")
     np.testing.assert_array_equal(short.values[0], [1, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(long_.values[0], [0, 0, 0, 1, 1, 0])
     np.testing.assert_array_equal(short.values[2], [1, 1, 0, 0, 0, 0])
     np.testing.assert_array_equal(long_.values[2], [0, 0, 1, 1, 0, 0])
+    with pytest.raises(ValueError, match="ties"):
+        M.median_split(L, ties="lowest")
 
 
 def test_overthinking_halves():

@@ -5,7 +5,7 @@ Two public parsers:
 * :func:`extract_choice` — which option *letter* a text states (``"Answer: B"``,
   ``"**B**"``, ``"\\boxed{B}"``, ``"the answer is (b)"``, ``"<answer>(A)</answer>"``...).
 * :func:`parse_probabilities` — the probability vector of a
-  ``<PROB> P(A), P(B), P(C), P(D) </PROB>`` block (probability prompting, PAPER.md 1a).
+  ``<PROB> P(A), P(B), P(C), P(D) </PROB>`` block (probability prompting, as in the paper, arXiv 2601.23045).
 
 Both never raise on model output: they return a result whose ``rule`` names the rule that
 decided (or why nothing could be read), so that format errors can be counted and audited.
@@ -41,25 +41,34 @@ answered and then went on to invent the next few-shot question), then:
    statement, the rest of its line (or the next non-empty line if the marker ends its line)
    is searched for option letters standing alone (wrapped, or bare uppercase, never the
    English words of rule 2). Exactly one distinct in-range letter → that letter; more than
-   one → ambiguous. If none, the same line is compared with the option texts (rule 6);
+   one → ambiguous. If none, the same line is compared with the option texts (rule 7);
    if that fails too, the marker is skipped and the previous marker is tried.
 5. **Ambiguous statements** (rule ``"ambiguous"``): a statement followed by ``or``/``and``/
    ``,``/``/``/``&`` and another letter (``Answer: A or B``), or by a list of letters
    separated by periods or spaces whose next letter ends its phrase (``Answer: B. C. D``,
    ``Answer: B C``; but ``Answer: B. A is wrong`` states B), or an answer line with two
    distinct letters: no choice.
-6. **Option text** (rule ``"option_text"``, only when ``option_texts`` is given): the answer
+6. **Natural phrasings of a final choice** (rule ``"statement"``): ``I'd go with B``,
+   ``I'll go with (C)``, ``going with B``, ``I choose B``, ``I pick option D``, ``I select
+   b``, ``I'd opt for A``, ``my pick is B``, ``my choice: C``, ``my final answer would be
+   D`` (:data:`NATURAL_MARKERS`, case-insensitive; an optional ``the``/``option``/``choice``/
+   ``answer``/``letter`` before the letter). They take part in rule 1 (the last marker
+   counts) and rules 2, 3, 5 (English words, out of range, ambiguous), but a natural marker
+   without a letter right after it is skipped: its line is not searched (rule 4), because
+   "I'd go with the one where A fails" names no choice. The option text after it counts
+   (rule 7: ``I'd go with Paris``).
+7. **Option text** (rule ``"option_text"``, only when ``option_texts`` is given): the answer
    line after the last marker (or the whole text when there is no marker) equals one
    option's text, compared case-insensitively with surrounding whitespace, markdown and
    final punctuation removed. Exact only: no fuzzy matching.
-7. **A letter alone** (rule ``"bare"``): no marker, and the text (stripped) is just a letter
+8. **A letter alone** (rule ``"bare"``): no marker, and the text (stripped) is just a letter
    with optional wrappers and final punctuation (``"B"``, ``"**(b)**."``), or starts with
    one followed by ``.``/``)``/``:`` or a line end (``"B. Paris is ..."``).
-8. Nothing of the above → no choice (rule ``"none"``).
+9. Nothing of the above → no choice (rule ``"none"``).
 
 :func:`extract_answer` applies these to a :class:`~hotmess.core.types.DrawResult`: the answer
 ``text`` first; only when it yields *no statement at all* (rule ``"none"``), the reasoning's
-last statement (rules 1-5 on the reasoning, reported as ``"reasoning:<rule>"``), because a
+last statement (rules 1-6 on the reasoning, reported as ``"reasoning:<rule>"``), because a
 model whose reasoning was cut by the budget may have stated its answer there. An
 ``out_of_range`` or ``ambiguous`` answer text is final (not overridden by the reasoning).
 
@@ -105,6 +114,7 @@ __all__ = [
     "extract_answer",
     "parse_probabilities",
     "DEFAULT_MARKERS",
+    "NATURAL_MARKERS",
 ]
 
 
@@ -165,6 +175,16 @@ DEFAULT_MARKERS: tuple[str, ...] = (
     r"(?:correct|best|right)\s+(?:option|choice)\s+(?:is|would\s+be)\s*:?",
     r"<answer>",
     r"\\boxed\{",
+)
+
+_SUBJECT = r"\b(?:i|we)(?:\s*['’](?:d|ll|m)|\s+(?:would|will|shall|am))?"
+_FILLER = r"(?:\s+(?:the|option|choice|answer|letter))*\s*:?"
+#: Natural phrasings of a final choice (rule 6): the letter must follow right after.
+NATURAL_MARKERS: tuple[str, ...] = (
+    rf"(?:{_SUBJECT}\s+|\b)(?:go|going|stick|sticking)\s+with{_FILLER}",
+    rf"{_SUBJECT}\s+(?:choose|chose|pick|picked|select|selected|opt\s+for|vote\s+for|go\s+for){_FILLER}",
+    r"\bmy\s+(?:final\s+)?(?:pick|choice|selection|answer|vote|guess|bet)\s*(?:is|would\s+be|will\s+be|[:=])"
+    + _FILLER,
 )
 
 # Opening wrappers that may come before the letter (repeated), e.g. "**", "$\boxed{", "(".
@@ -303,8 +323,9 @@ def extract_choice(
     stop_markers: Sequence[str] = (),
     markers: Sequence[str] = DEFAULT_MARKERS,
     statements_only: bool = False,
+    natural_markers: Sequence[str] = NATURAL_MARKERS,
 ) -> Choice:
-    """Which option a model's text states (rules 1-8 of the module docstring).
+    """Which option a model's text states (rules 1-9 of the module docstring).
 
     Parameters
     ----------
@@ -313,14 +334,17 @@ def extract_choice(
     labels : sequence of str
         The option labels, single letters (``"A"``..); case-insensitive.
     option_texts : sequence of str, optional
-        The options' texts, for rule 6 (exact option-text answers).
+        The options' texts, for rule 7 (exact option-text answers).
     stop_markers : sequence of str
         Cut the text at the first occurrence of any of these (e.g. ``"\\nQuestion:"``).
     markers : sequence of str
         Regular expressions of answer markers (default :data:`DEFAULT_MARKERS`).
     statements_only : bool
-        Only rules 1-5 (used on reasoning text, where a lone letter or an option's text is
+        Only rules 1-6 (used on reasoning text, where a lone letter or an option's text is
         not a statement of the answer).
+    natural_markers : sequence of str
+        Regular expressions of natural phrasings of a choice (rule 6, default
+        :data:`NATURAL_MARKERS`); ``()`` turns the rule off.
 
     Returns
     -------
@@ -337,9 +361,13 @@ def extract_choice(
         i = text.find(stop)
         if i >= 0:
             text = text[:i]
-    marker_re = re.compile("|".join(f"(?:{m})" for m in markers), re.I)
-    ends = [m.end() for m in marker_re.finditer(text)]
-    for end in reversed(ends):
+    alternatives = [f"(?P<std>{'|'.join(f'(?:{m})' for m in markers)})"]
+    if natural_markers:
+        alternatives.append(f"(?P<nat>{'|'.join(f'(?:{m})' for m in natural_markers)})")
+    marker_re = re.compile("|".join(alternatives), re.I)
+    found_markers = [(m.end(), m.group("std") is None) for m in marker_re.finditer(text)]
+    ends = [end for end, _ in found_markers]
+    for end, natural in reversed(found_markers):
         # allow markdown closing emphasis after the marker: "**Answer:** B"
         m = re.match(r"(?:\*\*|__|\*)?", text[end:])
         pos = end + (m.end() if m else 0)
@@ -351,6 +379,11 @@ def extract_choice(
         if kind == "ambiguous":
             return Choice(None, "ambiguous")
         line = _answer_line(text, pos)
+        if natural:  # rule 6: no search of the line after a natural phrasing
+            hit = None if statements_only else _match_option_text(line, option_texts, labs)
+            if hit:
+                return Choice(hit, "option_text")
+            continue
         found, _ = _search_line(line, labs)
         if len(found) == 1:
             return Choice(found.pop(), "answer_line")
@@ -432,7 +465,7 @@ def parse_probabilities(
     sum_tolerance: float = 0.05,
 ) -> ProbParse:
     """The probability vector of the last ``<PROB> ... </PROB>`` block (module docstring
-    lists every rule; PAPER.md 1a, probability prompting).
+    lists every rule; probability prompting as in the paper).
 
     Parameters
     ----------
@@ -519,7 +552,7 @@ def _parse_block(body: str, labs: tuple[str, ...], tol: float, notes: list[str])
 
 
 def softmax_logprobs(logprobs: dict[str, float] | None, labels: Sequence[str]) -> np.ndarray | None:
-    """Softmax of the label log-probs over the options (PAPER.md 1a, base/instruct comparison).
+    """Softmax of the label log-probs over the options (the paper's base/instruct comparison).
 
     Returns ``None`` when a label is missing or a value is not finite-or-minus-infinity.
     Shape ``(len(labels),)``.
