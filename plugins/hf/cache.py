@@ -70,9 +70,11 @@ class ModelSourceError(ValueError):
     """A model source that cannot be resolved (the message names the source and the fix)."""
 
 
-class MissingModelPackage(ModuleNotFoundError):
+class MissingModelPackage(ModelSourceError):
     """A ``pypi:`` model source whose package is not installed (the message says what to
-    install: the hotmess extra for known packages, else the package itself)."""
+    install: the hotmess extra for known packages, else the package itself). Not a
+    ``ModuleNotFoundError``, so that the plugin layer does not replace the hint with the
+    backend's own extra."""
 
 
 def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
@@ -208,7 +210,6 @@ def pypi_module(source: str):
         fix = f"pip install 'hotmess[{extra}]'" if extra else f"pip install {dist}"
         raise MissingModelPackage(
             f"model source {source!r} needs the Python package {dist!r}, which is not installed: {fix}",
-            name=dist,
         ) from exc
     if not callable(getattr(module, "assemble", None)):
         raise ModelSourceError(f"model source {source!r}: module {name!r} has no assemble(path) function")
