@@ -6,7 +6,8 @@ The slow test runs ``hotmess run`` (the cpu_demo: Gemma 3 270M from
 with ``backend.dtype=bfloat16`` and once with ``backend.dtype=float32``, on a subset of its
 cells to keep it short on 2 shared cores: its first budget (32 reasoning tokens) and its first 5
 draws (the first few-shot context; the seeds are those of the cpu_demo's draws 0-4, since a
-draw's seed is a function of its coordinates only): 75 draws per dtype.
+draw's seed is a function of its coordinates only): 75 draws per dtype, one torch thread (on
+an oversubscribed machine two OpenMP threads spend most of their CPU time spin-waiting).
 
 Statistical test (stated): for each question q, d_q = (mean over draws of the bf16 cube's
 per-draw accuracy) - (the same for fp32), where a draw's accuracy is its outcome vector's
@@ -88,7 +89,7 @@ def test_cpu_flags_parsed_from_cpuinfo(tmp_path):
 def _cube(out: Path, dtype: str):
     xr = pytest.importorskip("xarray")
     cmd = [sys.executable, "-m", "hotmess.core.cli", "run", f"task.data_dir={DATA}", f"out_dir={out}",
-           "budgets=[32]", "draws=5", f"backend.dtype={dtype}"]
+           "budgets=[32]", "draws=5", f"backend.dtype={dtype}", "backend.threads=1"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=2400)
     assert res.returncode == 0, res.stderr[-3000:]
     return xr.open_dataset(out / "cpu_demo" / "cube.nc").load()
