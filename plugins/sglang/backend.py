@@ -8,8 +8,11 @@ engine's ``with`` block) and -- through ``PR_SET_PDEATHSIG`` -- when this proces
 ``command`` replaces the launch command (placeholders ``{python}``, ``{model}``, ``{host}``,
 ``{port}``), which is how the tests drive the same code path with a stand-in server.
 
-Sampling goes through SGLang's OpenAI-compatible API (the :class:`ApiBackend` machinery:
-concurrency, retries, one seed per draw). Budgets:
+Sampling goes through SGLang's OpenAI-compatible API: this class extends
+:class:`hotmess.plugins.api.openai_compat.OpenAICompatBackend` (concurrency, retries, one seed
+per draw) through its public hooks only (``budget_extra_body``, ``count_tokens``); launching
+and stopping the server uses :mod:`hotmess.plugins.serving`, shared with the ``api`` backend.
+Budgets (``budget_kinds == ("tokens",)``: token caps only; SGLang has no effort levels):
 
 * models with native thinking (``model.thinking`` set, e.g. Qwen3) and a thinking-budget
   logit processor (``thinking_budget_processor``, by default chosen from the reasoning
@@ -35,8 +38,9 @@ from typing import Any
 
 from hotmess.core.backend import ModelSpec
 from hotmess.core.types import SampleRequest
-from hotmess.plugins.api.backend import ApiBackend, ApiConfigError
-from hotmess.plugins.api.server import ServerProcess, resolve_gguf, wait_for_health
+from hotmess.plugins.api.common import ApiConfigError
+from hotmess.plugins.api.openai_compat import OpenAICompatBackend
+from hotmess.plugins.serving import ServerProcess, resolve_gguf, wait_for_health
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +93,7 @@ def sglang_command(
     return cmd + [str(a) for a in extra_args]
 
 
-class SGLangBackend(ApiBackend):
+class SGLangBackend(OpenAICompatBackend):
     """Sample through an SGLang server (see module docstring).
 
     Parameters
@@ -108,11 +112,13 @@ class SGLangBackend(ApiBackend):
 
     Raises
     ------
-    hotmess.plugins.api.server.ServerError
+    hotmess.plugins.serving.ServerError
         The server exited or did not become healthy in time (the message has its log tail).
     """
 
     name = "sglang"
+    #: Token caps (the thinking-budget processor or the two-phase budget).
+    budget_kinds = ("tokens",)
 
     def __init__(self, model: ModelSpec, **options: Any) -> None:
         so = dict(SGLANG_DEFAULTS)

