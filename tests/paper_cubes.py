@@ -171,3 +171,66 @@ def np_paper_split(length: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The paper's median split of one question's draws: below vs at/above the median."""
     med = np.median(length)
     return length < med, length >= med
+
+
+def num(x):
+    """JSON numbers (None = NaN) as a float array."""
+    return np.array(x, dtype=float)
+
+
+def np_bucket_line(passes_m, length_m, k):
+    """SWE-bench bucket numbers of one line (tasks x runs x tests) by mean ``length_m``."""
+    cov = np.array([np_coverage(passes_m[q]) for q in range(passes_m.shape[0])])
+    qlen = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in length_m])
+    ok = np.isfinite(qlen) & np.isfinite(cov[:, 1])
+    idx = np.flatnonzero(ok)
+    out = {"x": [], "incoherence": [], "bias": [], "variance": [], "error": [], "score": []}
+    for b in np_buckets(qlen[idx], min(k, idx.size)):
+        members = idx[b]
+        out["x"].append(qlen[members].mean())
+        out["bias"].append(cov[members, 0].mean())
+        out["variance"].append(cov[members, 1].mean())
+        out["error"].append(cov[members, 2].mean())
+        out["score"].append(cov[members, 3].mean())
+        den = cov[members, 2].sum()
+        out["incoherence"].append(cov[members, 1].sum() / den if den > 0 else np.nan)
+    return out
+
+
+def np_halves(passes_m, actions_m):
+    """The paper's split; a task with an empty half leaves both halves."""
+    out = {}
+    keep = []
+    masks = []
+    for q in range(passes_m.shape[0]):
+        s, lo = np_paper_split(actions_m[q])
+        masks.append((s, lo))
+        keep.append(s.any() and lo.any())
+    for h, name in ((0, "short"), (1, "long")):
+        if not any(keep):
+            out[name] = {"score": np.nan, "incoherence": np.nan, "length": np.nan, "n_tasks": 0, "n_runs": 0}
+            continue
+        cov = np.array([np_coverage(np.where(masks[q][h][:, None], passes_m[q], np.nan))
+                        for q in range(passes_m.shape[0]) if keep[q]])
+        runs = np.concatenate([actions_m[q][masks[q][h]] for q in range(passes_m.shape[0]) if keep[q]])
+        out[name] = {"score": cov[:, 3].mean(), "incoherence": cov[:, 1].sum() / cov[:, 2].sum(),
+                     "length": runs.mean(), "n_tasks": len(cov), "n_runs": runs.size}
+    return out
+
+
+def np_mc_line(mc, m, subset, k):
+    """MWE multiple-choice bucket numbers of model ``m`` on one subset by mean output tokens."""
+    p = mc["outcome"].values[m, 0, 0]
+    t = mc["target"].values
+    tok = mc["output_tokens"].values[m, 0, 0]
+    qs = [q for q, s in enumerate(mc["subject"].values) if subset in ("all", s)]
+    kl = np.array([np_kl(p[q], t[q]) for q in qs])
+    qlen = tok[qs].mean(1)
+    out = {"x": [], "bias": [], "variance": [], "error": [], "incoherence": []}
+    for b in np_buckets(qlen, min(k, len(qs))):
+        out["x"].append(qlen[b].mean())
+        out["bias"].append(kl[b, 0].mean())
+        out["variance"].append(kl[b, 1].mean())
+        out["error"].append(kl[b, 2].mean())
+        out["incoherence"].append(kl[b, 1].sum() / kl[b, 2].sum())
+    return out

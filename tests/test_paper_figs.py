@@ -11,10 +11,12 @@ import pytest
 from paper_cubes import (
     embedding_cube,
     mc_cube,
+    np_bucket_line,
     np_buckets,
-    np_coverage,
+    np_halves,
     np_kl,
-    np_paper_split,
+    np_mc_line,
+    num,
     swe_cube,
     write,
 )
@@ -62,66 +64,31 @@ def swe(tmp_path_factory):
     return passes, actions, ds, data
 
 
-def _np_bucket_line(passes_m, length_m, k):
-    cov = np.array([np_coverage(passes_m[q]) for q in range(passes_m.shape[0])])
-    qlen = np.array([np.nanmean(r) if np.isfinite(r).any() else np.nan for r in length_m])
-    ok = np.isfinite(qlen) & np.isfinite(cov[:, 1])
-    idx = np.flatnonzero(ok)
-    out = {"x": [], "incoherence": [], "bias": [], "variance": [], "error": [], "score": []}
-    for b in np_buckets(qlen[idx], min(k, idx.size)):
-        members = idx[b]
-        out["x"].append(qlen[members].mean())
-        out["bias"].append(cov[members, 0].mean())
-        out["variance"].append(cov[members, 1].mean())
-        out["error"].append(cov[members, 2].mean())
-        out["score"].append(cov[members, 3].mean())
-        out["incoherence"].append(cov[members, 1].sum() / cov[members, 2].sum())
-    return out
-
-
 def test_fig02b_and_fig25_buckets_match_numpy(swe):
     passes, actions, ds, data = swe
     lengths = {"actions": actions, "output_tokens": ds["output_tokens"].values[:, 0, 0],
                "reasoning_tokens": ds["reasoning_tokens"].values[:, 0, 0]}
     assert data["fig02b"]["settings"]["n_buckets"] == 3 and data["fig02b"]["options"] == {"n_buckets": 3}
     for m, line in enumerate(data["fig02b"]["data"]["lines"]):
-        exp = _np_bucket_line(passes[m], actions[m], 3)
+        exp = np_bucket_line(passes[m], actions[m], 3)
         for key, vals in exp.items():
-            np.testing.assert_allclose(line[key], vals, rtol=1e-12, err_msg=key)
+            np.testing.assert_allclose(num(line[key]), vals, rtol=1e-12, err_msg=key)
     cols = data["fig25"]["data"]["columns"]
     for length, arr in lengths.items():
         for m, line in enumerate(cols[length]):
             if m == 1 and length == "reasoning_tokens":
                 assert line["x"] == [] and "NaN" in line["note"]
                 continue
-            exp = _np_bucket_line(passes[m], arr[m], 3)
+            exp = np_bucket_line(passes[m], arr[m], 3)
             for key, vals in exp.items():
-                np.testing.assert_allclose(line[key], vals, rtol=1e-12, err_msg=f"{length} {key}")
+                np.testing.assert_allclose(num(line[key]), vals, rtol=1e-12, err_msg=f"{length} {key}")
     # claim rows: the longest bucket vs the shortest, per line, as numpy says
     claim = data["fig02b"]["claims"][0]
-    expected = [(_np_bucket_line(passes[m], actions[m], 3)["incoherence"][-1]
-                 > _np_bucket_line(passes[m], actions[m], 3)["incoherence"][0]) for m in range(2)]
+    expected = [(np_bucket_line(passes[m], actions[m], 3)["incoherence"][-1]
+                 > np_bucket_line(passes[m], actions[m], 3)["incoherence"][0]) for m in range(2)]
     assert claim["value"] == f"{sum(expected)}/2 lines"
     assert claim["verdict"] == ("agrees" if all(expected) else "disagrees")
     assert data["fig25"]["claims"][0]["value"].endswith("/5 lines")  # reasoning tokens of m2: not computable
-
-
-def _np_halves(passes_m, actions_m):
-    """The paper's split; a task with an empty half leaves both halves."""
-    out = {}
-    keep = []
-    masks = []
-    for q in range(passes_m.shape[0]):
-        s, lo = np_paper_split(actions_m[q])
-        masks.append((s, lo))
-        keep.append(s.any() and lo.any())
-    for h, name in ((0, "short"), (1, "long")):
-        cov = np.array([np_coverage(np.where(masks[q][h][:, None], passes_m[q], np.nan))
-                        for q in range(passes_m.shape[0]) if keep[q]])
-        runs = np.concatenate([actions_m[q][masks[q][h]] for q in range(passes_m.shape[0]) if keep[q]])
-        out[name] = {"score": cov[:, 3].mean(), "incoherence": cov[:, 1].sum() / cov[:, 2].sum(),
-                     "length": runs.mean(), "n_tasks": len(cov), "n_runs": runs.size}
-    return out
 
 
 def _paper_rule() -> bool:
@@ -139,7 +106,7 @@ def test_fig03b_fig17b_median_split_matches_numpy(swe):
     passes, actions, _, data = swe
     for name in ("fig03b", "fig17b"):
         for m, line in enumerate(data[name]["data"]["lines"]):
-            exp = _np_halves(passes[m], actions[m])
+            exp = np_halves(passes[m], actions[m])
             for half in ("short", "long"):
                 for key, val in exp[half].items():
                     assert line[half][key] == pytest.approx(val, rel=1e-12), (name, half, key)
@@ -189,23 +156,6 @@ def mwe(tmp_path_factory):
             "report": rep}
 
 
-def _np_mc_line(mc, m, subset, k):
-    p = mc["outcome"].values[m, 0, 0]
-    t = mc["target"].values
-    tok = mc["output_tokens"].values[m, 0, 0]
-    qs = [q for q, s in enumerate(mc["subject"].values) if subset in ("all", s)]
-    kl = np.array([np_kl(p[q], t[q]) for q in qs])
-    qlen = tok[qs].mean(1)
-    out = {"x": [], "bias": [], "variance": [], "error": [], "incoherence": []}
-    for b in np_buckets(qlen, k):
-        out["x"].append(qlen[b].mean())
-        out["bias"].append(kl[b, 0].mean())
-        out["variance"].append(kl[b, 1].mean())
-        out["error"].append(kl[b, 2].mean())
-        out["incoherence"].append(kl[b, 1].sum() / kl[b, 2].sum())
-    return out
-
-
 def test_fig23_and_fig02c_mc_match_numpy(mwe):
     data, mc = mwe["data"], mwe["mc"]
     per = data["fig23"]["data"]["subsets"]
@@ -213,13 +163,13 @@ def test_fig23_and_fig02c_mc_match_numpy(mwe):
     for subset, lines in per.items():
         assert [ln["label"] for ln in lines] == ["m1 s · budget 16", "m2 s · budget 16"]
         for m, line in enumerate(lines):
-            for key, vals in _np_mc_line(mc, m, subset, 2).items():
-                np.testing.assert_allclose(line[key], vals, rtol=1e-9, err_msg=f"{subset} {key}")
+            for key, vals in np_mc_line(mc, m, subset, 2).items():
+                np.testing.assert_allclose(line[key], vals, rtol=1e-9, atol=1e-12, err_msg=f"{subset} {key}")
     left = data["fig02c"]["data"]["mc"]
     assert data["fig02c"]["data"]["mc_subset"] == "survival-instinct"
     for m, line in enumerate(left):
-        for key, vals in _np_mc_line(mc, m, "survival-instinct", 2).items():
-            np.testing.assert_allclose(line[key], vals, rtol=1e-9, err_msg=key)
+        for key, vals in np_mc_line(mc, m, "survival-instinct", 2).items():
+            np.testing.assert_allclose(line[key], vals, rtol=1e-9, atol=1e-12, err_msg=key)
 
 
 def test_fig02c_open_buckets_and_fig24_fits(mwe):
