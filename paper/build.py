@@ -401,7 +401,10 @@ def build_figures(results: str | Path, out: str | Path, only: list[str] | None =
         if (spec.need == "all" and absent) or not present:
             report.missing[name] = absent
             for c in absent:
-                report.commands.setdefault(c, remake_command(c, results))
+                cmd = remake_command(c, results)
+                if (results / c / "parts").is_dir():
+                    cmd += " (part files exist: an interrupted run, which this command resumes)"
+                report.commands.setdefault(c, cmd)
             continue
         problems = []
         for c in present:
@@ -431,7 +434,7 @@ def build_figures(results: str | Path, out: str | Path, only: list[str] | None =
                 "claims": numbers.get("claims", []) if isinstance(numbers, dict) else [],
                 "data": numbers,
             }
-            text = json.dumps(stamp, indent=1, sort_keys=True, allow_nan=False)
+            text = json.dumps(stamp, indent=1, allow_nan=False)  # builder order kept (panel order)
             if fig is not None:
                 fig.text(0.995, 0.005, " ".join(f"{c}:{cache.info[c]['sha256'][:10]}" for c in present),
                          ha="right", va="bottom", fontsize=5, color="0.5")

@@ -241,3 +241,15 @@ def test_claims_table_has_a_row_per_built_figure(tmp_path):
     stamp = rep.stamps["fig04b"]
     assert stamp["cubes"]["survey"]["config_summary"]["dims"]["entity"] == 12
     assert stamp["cubes"]["survey"]["hotmess_version"] and stamp["cubes"]["survey"]["git_revision"]
+
+
+def test_interrupted_run_is_missing_with_the_resume_command(tmp_path):
+    res_dir = tmp_path / "results"
+    survey(res_dir)
+    (res_dir / "mwe_cpu" / "parts" / "m__s__16").mkdir(parents=True)  # a run killed before assembly
+    res = run("--results", res_dir, "--out", tmp_path / "figs", "--only", "fig23", "--only", "fig04b")
+    assert res.exit_code == 0
+    missing = lines_of(res.output, "missing")
+    assert "hotmess run experiment=mwe_cpu out_dir=" in missing["fig23"]
+    assert "an interrupted run, which this command resumes" in missing["fig23"]
+    assert "needs one of mwe_mc_frontier, mwe_cpu" in "missing fig23 " + missing["fig23"]
