@@ -224,12 +224,11 @@ def test_report_page_in_headless_chromium(real):
         import base64
 
         shot.write_bytes(base64.b64decode(full["data"]))
-        keep = os.environ.get("HOTMESS_SCREENSHOT_DIR")
+        keep = os.environ.get("HOTMESS_TEST_ARTIFACTS")  # pytest's tmp dirs rotate: keep a copy
         if keep:
-            Path(keep).mkdir(parents=True, exist_ok=True)
-            for f in (shot, out / "index_transcripts.png"):
-                shutil.copy(f, Path(keep) / f.name)
-        print(f"\nscreenshots: {shot} {out / 'index_transcripts.png'}")
+            shutil.copytree(out, Path(keep) / "paper_real_figures", dirs_exist_ok=True)
+            shot = Path(keep) / "paper_real_figures" / shot.name
+        print(f"\nscreenshots: {shot} {shot.with_name('index_transcripts.png')}")
     finally:
         driver.quit()
         shutil.rmtree(profile, ignore_errors=True)
