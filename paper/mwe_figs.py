@@ -235,6 +235,7 @@ def fig24(cubes: dict[str, xr.Dataset], settings: dict[str, Any]):
     """Fig. 24. Returns ``(Figure, {"display_floor", "subsets": {subset: [{...points, "fit":
     loglog_slope}]}, "claims"})``."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import LogFormatter
 
     floor = float(settings.get("display_floor", 1e-4))
     want = settings.get("subsets", "all")
@@ -262,6 +263,10 @@ def fig24(cubes: dict[str, xr.Dataset], settings: dict[str, Any]):
                 ax.plot(xs, np.maximum(f["prefactor"] * xs ** f["slope"], floor), color=color, lw=1)
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers; minor labels only on short ranges
+            axis.set_major_formatter(LogFormatter(labelOnlyBase=False))
+            axis.set_minor_formatter(LogFormatter(labelOnlyBase=False, minor_thresholds=(1, 0.5)))
+        ax.tick_params(labelsize=7)
         ax.set_title(s, fontsize=7)
         ax.grid(alpha=0.3)
     for k in range(len(names), nrow * ncol):

@@ -112,6 +112,9 @@ def _bars(ax, rows: list[dict[str, Any]], key: str, ylabel: str) -> None:
         ax.bar(x + (j - 0.5) * 0.38, vals, 0.38, color=color,
                label="below median #actions" if half == "short" else "at/above median #actions")
     ax.set_xticks(x, [r["label"] for r in rows], rotation=20, ha="right", fontsize=7)
+    if not any(r[h][key] is not None for r in rows for h in ("short", "long")):
+        ax.text(0.5, 0.5, "no task has runs on both sides of its median\n(e.g. every run took the same "
+                "number of actions)", ha="center", va="center", transform=ax.transAxes, fontsize=8, color="0.4")
     ax.set_ylabel(ylabel)
     ax.grid(axis="y", alpha=0.3)
 
