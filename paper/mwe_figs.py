@@ -279,7 +279,7 @@ def fig24(cubes: dict[str, xr.Dataset], settings: dict[str, Any]):
     slopes = [r["fit"]["slope"] for rows in per.values() for r in rows if r["fit"]["slope"] is not None]
     share = (sum(s > 0 for s in slopes) / len(slopes)) if slopes else None
     claim = threshold_claim("fig24", "open-ended MWE embedding variance grows with reasoning length "
-                            "for most subsets and models", "share of (subset, model) log-log slopes > 0",
+                            "for most subsets and models", "share of (subset, model) log-log slopes > 0 (agrees if > 0.5)",
                             share, lambda v: v > 0.5, enough=bool(slopes),
                             detail=f"{sum(s > 0 for s in slopes)}/{len(slopes)} fits positive")
     return fig, {"display_floor": floor, "subsets": per, "claims": [claim.to_dict()]}
