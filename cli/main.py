@@ -62,28 +62,95 @@ def run_cmd(overrides: tuple[str, ...]) -> None:
 @click.option("--results", default="results", show_default=True, type=click.Path(file_okay=False),
               help="Folder holding <experiment>/cube.nc.")
 @click.option("--out", default="figures", show_default=True, type=click.Path(file_okay=False),
-              help="Where PDF, PNG and JSON are written.")
-@click.option("--only", multiple=True, help="Build only this figure (repeatable).")
-@click.option("--n-buckets", type=int, default=None, help="Reasoning-length buckets per line (OPEN in the paper; default 5).")
-def paper_cmd(results: str, out: str, only: tuple[str, ...], n_buckets: int | None) -> None:
-    """Rebuild every figure whose cubes exist; say which are missing and how to produce them."""
+              help="Where PDF, PNG, JSON and index.html are written.")
+@click.option("--only", multiple=True, help="Build only this figure (repeatable; see --list).")
+@click.option("--set", "sets", multiple=True, metavar="[FIGURE.]OPTION=VALUE",
+              help="Override a figure option (YAML value; repeatable; --list shows the options).")
+@click.option("--n-buckets", type=int, default=None, help="Shorthand for --set n_buckets=N (OPEN in the paper).")
+@click.option("--list", "list_", is_flag=True, help="List every figure: builder, cubes, variables, options; build nothing.")
+@click.option("--no-index", is_flag=True, help="Do not write index.html.")
+def paper_cmd(results: str, out: str, only: tuple[str, ...], sets: tuple[str, ...], n_buckets: int | None,
+              list_: bool, no_index: bool) -> None:
+    """Rebuild every figure whose cubes exist, and the report page index.html; say which are
+    missing and how to produce them. Exit 1 if any figure failed (a bad cube, a builder error)."""
     from pathlib import Path
 
-    from hotmess.paper.build import build_figures
+    import yaml
 
+    from hotmess.paper import build
+
+    if list_:
+        click.echo(build.describe_figures())
+        return
+    settings = {}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise click.UsageError(f"--set {item!r}: expected OPTION=VALUE or FIGURE.OPTION=VALUE")
+        try:
+            settings[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as exc:
+            raise click.UsageError(f"--set {item!r}: the value is not YAML ({exc.problem})") from exc
+    if n_buckets:
+        settings.setdefault("n_buckets", n_buckets)
+    entries, _ = build.collect_figures()
+    unknown = [n for n in only if n not in entries]
+    if unknown:
+        raise click.UsageError(f"unknown figure(s) {', '.join(unknown)}; known: {', '.join(sorted(entries))}")
+    bad = build.unknown_settings(entries, settings)
+    if bad:
+        known = sorted({k for e in entries.values() for k in e.spec.options})
+        raise click.UsageError(f"no figure has the option(s) {', '.join(bad)}; options: {', '.join(known)} "
+                               f"(hotmess paper --list shows them per figure)")
     if not Path(results).is_dir():
         raise click.ClickException(f"no results folder {results!r} (cubes live in <results>/<experiment>/cube.nc; "
                                    f"produce them with `hotmess run experiment=...` or pass --results)")
-    settings = {"n_buckets": n_buckets} if n_buckets else {}
-    report = build_figures(results, out, list(only) or None, settings)
+    try:
+        report = build.build_figures(results, out, list(only) or None, settings, index=not no_index)
+    except build.BuildError as exc:
+        raise click.ClickException(str(exc)) from exc
     for name, path in report.built.items():
         click.echo(f"built   {name:<10} {path}")
     for name, cubes in report.missing.items():
-        out_dir = "" if Path(results) == Path("results") else f" out_dir={results}"
-        cmds = "; ".join(f"hotmess run experiment={c}{out_dir}" for c in cubes)
-        click.echo(f"missing {name:<10} needs {', '.join(cubes)} (produce with: {cmds})")
-    if not report.built:
+        cmds = "; ".join(report.commands[c] for c in cubes)
+        need = "one of" if report.entries[name].spec.need == "any" and len(cubes) > 1 else ""
+        click.echo(f"missing {name:<10} needs {need + ' ' if need else ''}{', '.join(cubes)} (produce with: {cmds})")
+    for name, line in report.failed.items():
+        click.echo(f"failed  {name:<10} {line}", err=True)
+    if report.index:
+        click.echo(f"report  {report.index}")
+    _print_claims(report)
+    if report.failed:
         raise SystemExit(1)
+    if not report.built:
+        click.echo("no figure built: no cube of any figure exists under " + results, err=True)
+        raise SystemExit(1)
+
+
+def _print_claims(report) -> None:
+    """The claims table: rich when writing to a terminal and rich is installed, else plain."""
+    import sys
+
+    from hotmess.paper import build
+
+    rows = build.claims_rows(report)
+    if sys.stdout.isatty() and rows:
+        try:
+            from rich.console import Console
+            from rich.table import Table
+        except ImportError:
+            pass
+        else:
+            table = Table(title="claims")
+            for col in ("figure", "verdict", "value", "measure", "paper claim"):
+                table.add_column(col, overflow="fold")
+            style = {"agrees": "green", "disagrees": "red", "not enough data": "yellow"}
+            for r in rows:
+                table.add_row(r["figure"], f"[{style.get(r['verdict'], 'white')}]{r['verdict'] or '-'}[/]",
+                              build.format_value(r["value"]), r["measure"], r["paper"])
+            Console().print(table)
+            return
+    click.echo(build.claims_table_text(report))
 
 
 @main.command("experiments")
