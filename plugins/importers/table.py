@@ -207,6 +207,9 @@ def table_records(path: str | Path, *, options: int | None = None) -> tuple[list
         draw = int(_number(row["draw"], "draw", where, integer=True))
         question = str(row["question"]).strip()
         where = f"{where} (question {question!r}, draw {draw})"
+        tgt = _index(row["target"])
+        if tgt is None:
+            raise ImportFailure(f"{where}: target {row['target']!r} is neither a letter nor an index")
         rule, answer, fe = "", "", 0.0
         if pcols:
             vals = np.array([_number(row[c], c, where) for c in pcols])
@@ -247,9 +250,8 @@ def table_records(path: str | Path, *, options: int | None = None) -> tuple[list
             else:
                 answer, rule = LETTERS[idx], "table_answer"
             vec = None if fe else np.eye(n)[idx]
-        tgt = _index(row["target"])
         records.append(DrawRecord(
-            labels=labels, question=question, draw=draw, target=-1 if tgt is None else tgt,
+            labels=labels, question=question, draw=draw, target=tgt,
             n_options=n, outcome=vec, where=where, format_error=fe, answer=answer, parse_rule=rule,
             text=str(row["text"]) if not _empty(row.get("text")) else "",
             subject=str(row["subject"]) if not _empty(row.get("subject")) else "",
@@ -257,8 +259,6 @@ def table_records(path: str | Path, *, options: int | None = None) -> tuple[list
             context=_number(row.get("context"), "context", where),
             reasoning_tokens=_number(row.get("reasoning_tokens"), "reasoning_tokens", where),
             output_tokens=_number(row.get("output_tokens"), "output_tokens", where)))
-        if tgt is None:
-            raise ImportFailure(f"{where}: target {row['target']!r} is neither a letter nor an index")
     # option counts of unparsed probability rows come from the question's other rows
     counts: dict[str, int] = {}
     for r in records:
