@@ -10,7 +10,7 @@ already at the destination and writes atomically (nothing partial is ever writte
 
 Determinism: labels are sorted (natural order: ``q2`` before ``q10``), attributes hold no
 wall-clock time (``created`` = the newest modification time of the source files), so
-importing the same files twice gives the same cube. See ``docs/design.md`` ("Importers").
+importing the same files twice gives the same cube.
 """
 
 from __future__ import annotations

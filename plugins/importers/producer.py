@@ -1,5 +1,5 @@
 """The one place where the importers meet the producer contract (``docs/design.md``,
-"Producers"): :class:`ImportProducer` wraps an importer function ``files -> cube``.
+"Plugins"; ``hotmess.core.producer``): :class:`ImportProducer` wraps an importer function ``files -> cube``.
 
 Options (the ``producer`` config entry): ``paths`` (list of files/folders), ``out`` (the cube
 to write; merged with a cube already there unless ``replace``) and the importer's own

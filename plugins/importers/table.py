@@ -1,7 +1,7 @@
 """Import a long table of draws (CSV, JSONL or Parquet): one row per draw.
 
-The format (``docs/design.md``, "Importers"; the README has a five-line example)
---------------------------------------------------------------------------------
+The format (the README has a five-line example)
+----------------------------------------------
 Required columns:
 
 ``model``
