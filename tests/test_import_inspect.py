@@ -193,3 +193,45 @@ def test_bad_inspect_inputs(inspect_log, tmp_path):
     with pytest.raises(ImportFailure, match=rf"disagree.eval: sample '{bad.id}' epoch \d: question '{bad.id}' "
                                             r"has target . but disagree.eval: sample .* epoch \d gives"):
         import_inspect([out])
+
+
+def test_json_log_gives_the_same_cube(inspect_log, tmp_path):
+    from inspect_ai.log import read_eval_log, write_eval_log
+
+    from hotmess.plugins.importers.inspect_log import import_inspect
+
+    as_json = tmp_path / "same.json"
+    write_eval_log(read_eval_log(str(inspect_log)), str(as_json))
+    a = import_inspect([inspect_log], model="gemma3")
+    b = import_inspect([as_json], model="gemma3")
+    xr.testing.assert_identical(a.drop_attrs(), b.drop_attrs())
+
+
+def test_swebench_logs_go_through_the_swebench_converter(inspect_log, tmp_path):
+    """A log whose samples carry FAIL_TO_PASS/PASS_TO_PASS is converted by
+    hotmess.plugins.swebench.convert (the real log's header, samples in the scorer's layout)."""
+    from inspect_ai.log import read_eval_log, write_eval_log
+    from test_swebench import make_sample, swe_explanation
+
+    from hotmess.core import schema
+    from hotmess.plugins.importers.common import ImportFailure, write_cube
+    from hotmess.plugins.importers.inspect_log import import_inspect
+    from hotmess.plugins.swebench.convert import Cell, logs_to_cube
+
+    log = read_eval_log(str(inspect_log))
+    log.samples = [make_sample("repo__1", 1, ["t1"], ["t2", "t3"], value=0.0,
+                               explanation=swe_explanation(["t1"], [], ["t2"], ["t3"])),
+                   make_sample("repo__1", 2, ["t1"], ["t2", "t3"], value=1.0,
+                               explanation=swe_explanation(["t1"], [], ["t2", "t3"], []))]
+    log.eval.dataset.sample_ids, log.eval.dataset.samples, log.eval.config.epochs = ["repo__1"], 1, 2
+    swe = tmp_path / "swe.eval"
+    write_eval_log(log, str(swe))
+    ds = import_inspect([swe], model="m", size="s")
+    assert ds.attrs["outcome_kind"] == "tests" and schema.validate(ds, "tests") == []
+    want = logs_to_cube([(Cell("m", "s", "none"), swe)])
+    xr.testing.assert_equal(ds.drop_vars("budget_tokens"), want)
+    np.testing.assert_array_equal(ds.outcome.values.reshape(2, 3), [[1, 1, 0], [1, 1, 1]])
+    assert ds.attrs["source_tool"] == "inspect_ai" and "conversion" in ds.attrs
+    out = write_cube(ds, tmp_path / "swe.nc")
+    with pytest.raises(ImportFailure, match="merging is implemented for multiple-choice cubes only"):
+        write_cube(out, tmp_path / "swe.nc")

@@ -426,6 +426,10 @@ def write_cube(ds: xr.Dataset, path: str | os.PathLike, *, merge_existing: bool 
             old = open_cube(path)
         except CubeError as exc:
             raise ImportFailure(str(exc)) from None
+        if ds.attrs.get("outcome_kind") != "probabilities":
+            raise ImportFailure(f"{path}: a cube is already there and merging is implemented for "
+                                f"multiple-choice cubes only; import every log again with --replace, "
+                                f"or write to another -o")
         ds = merge(old, ds, str(path))
         kind = ds.attrs.get("outcome_kind", "probabilities")
         problems = schema.validate(ds, kind)

@@ -193,9 +193,12 @@ def report(cube: xr.Dataset, *, by: tuple[str, ...] = CELL_DIMS, n_boot: int = 1
 def _fmt(m: dict[str, Any]) -> str:
     if m["value"] is None:
         return "–"
+    def num(x: float) -> str:  # no "-0.000" for a rounding residue
+        return f"{round(x, 3) + 0.0:.3f}"
+
     lo, hi = m["lower"], m["upper"]
-    ci = f" [{lo:.3f}, {hi:.3f}]" if lo is not None and hi is not None else ""
-    return f"{m['value']:.3f}{ci}"
+    ci = f" [{num(lo)}, {num(hi)}]" if lo is not None and hi is not None else ""
+    return f"{num(m['value'])}{ci}"
 
 
 def render(rep: dict[str, Any], *, title: str = "", console=None) -> None:
