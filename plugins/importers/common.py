@@ -9,7 +9,8 @@ tool and its version, the import options) and :func:`write_cube` merges it with 
 already at the destination and writes atomically (nothing partial is ever written).
 
 Determinism: labels are sorted (natural order: ``q2`` before ``q10``), attributes hold no
-wall-clock time (``created`` = the newest modification time of the source files), so
+wall-clock time of the import (``created`` = the newest run time the source tool recorded in
+its files, else the newest modification time of the files), so
 importing the same files twice gives the same cube.
 """
 
@@ -278,14 +279,16 @@ def records_to_cube(records: Sequence[DrawRecord], *, source: str = "input") -> 
 
 
 def source_attrs(paths: Iterable[str | os.PathLike], *, tool: str, tool_version: str,
-                 options: dict[str, Any], extra: dict[str, Any] | None = None) -> dict[str, str]:
+                 options: dict[str, Any], extra: dict[str, Any] | None = None,
+                 created: str | None = None) -> dict[str, str]:
     """Provenance attributes of an import (all strings, no wall-clock time).
 
     Returns
     -------
     dict
         ``hotmess_version``, ``git_revision``, ... (:func:`hotmess.core.cube.provenance`),
-        ``created`` = the newest modification time of the sources (UTC, ISO 8601),
+        ``created`` = ``created`` when given (the time the source tool wrote into its
+        files), else the newest modification time of the sources (UTC, ISO 8601),
         ``source_tool``, ``source_tool_version`` (``""`` where the files do not say),
         ``source_files`` (JSON list of file names), ``source_sha256`` (JSON object file name
         -> SHA-256), ``import_options`` (JSON) and ``extra`` (each JSON-encoded).
@@ -295,8 +298,12 @@ def source_attrs(paths: Iterable[str | os.PathLike], *, tool: str, tool_version:
     paths = sorted({Path(p) for p in paths}, key=lambda p: (p.name, str(p)))
     attrs = provenance()
     newest = max((p.stat().st_mtime for p in paths), default=0.0)
-    attrs["created"] = _dt.datetime.fromtimestamp(int(newest), _dt.UTC).isoformat(timespec="seconds")
-    attrs["created_rule"] = "newest modification time of the source files"
+    if created:
+        attrs["created"] = created
+        attrs["created_rule"] = f"newest run time recorded in the {tool} files"
+    else:
+        attrs["created"] = _dt.datetime.fromtimestamp(int(newest), _dt.UTC).isoformat(timespec="seconds")
+        attrs["created_rule"] = "newest modification time of the source files"
     attrs["source_tool"] = tool
     attrs["source_tool_version"] = tool_version or ""
     attrs["source_files"] = json.dumps([p.name for p in paths])

@@ -219,7 +219,8 @@ def import_inspect(paths: list[str | Path], *, model: str | None = None, size: s
         raise ImportFailure(f"{swe[0][1]}: a SWE-bench log imported together with multiple-choice "
                             f"logs; import them into different cubes")
     attrs = source_attrs([p for p, _ in heads], tool="inspect_ai", tool_version=", ".join(versions),
-                         options=options, extra={"inspect_logs": logs_info})
+                         options=options, extra={"inspect_logs": logs_info},
+                         created=max(str(h.eval.created) for _, h in heads))
     if swe:
         from hotmess.plugins.swebench.convert import Cell, logs_to_cube
 

@@ -30,6 +30,7 @@ Rules
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 import math
 import re
@@ -297,7 +298,10 @@ def import_lm_eval(paths: list[str | Path], *, model: str | None = None, size: s
                      "model_args": info["model"]})
     versions = sorted({r[2]["lm_eval_version"] for r in runs} - {""})
     sources = files + sorted({r[4] for r in runs if r[4] is not None})
-    attrs = source_attrs(sources, tool="lm-evaluation-harness", tool_version=", ".join(versions),
+    dates = [_num(r[2]["date"]) for r in runs if r[2]["date"] is not None]
+    created = (_dt.datetime.fromtimestamp(int(max(dates)), _dt.UTC).isoformat(timespec="seconds")
+               if dates and all(math.isfinite(d) for d in dates) and len(dates) == len(runs) else None)
+    attrs = source_attrs(sources, tool="lm-evaluation-harness", tool_version=", ".join(versions), created=created,
                          options={"model": model, "size": size, "budget": budget, "params": params,
                                   "length_norm": length_norm},
                          extra={"lm_eval_runs": meta,
