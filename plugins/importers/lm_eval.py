@@ -8,7 +8,8 @@ the run's config: model args, parameter count, seeds, lm-eval version and the ta
 Rules
 -----
 - one document = one question, id ``<task>/<doc_id>``; ``subject`` = the document's
-  ``subject`` field, else the task name;
+  ``subject`` field, else the task name (several tasks imported together share one cube as
+  different questions: import them separately to report them separately);
 - the cell: ``--model`` / ``--size`` / ``--budget`` / ``--params`` labels, else model = the
   last path component of ``pretrained`` (or the model name), size ``-``, budget ``none``,
   params = the results file's ``model_num_parameters``;
