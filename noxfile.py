@@ -38,7 +38,7 @@ def _install(session: nox.Session, extras: str) -> None:
 @nox.session(python=PYTHON)
 def tests(session: nox.Session) -> None:
     """Run the test suite (all of it, real model tests included)."""
-    _install(session, "dev,api,swebench,embed,synthetic,slurm")
+    _install(session, "dev,api,swebench,embed,synthetic,slurm,lmeval")
     # pytest exits 5 when a selection collects no test: that is not a failure of the suite.
     session.run("pytest", *(session.posargs or ["-q"]), success_codes=[0, 5])
 

@@ -271,3 +271,31 @@ def status_cmd(target: str | None, out_dir: str) -> None:
         else:
             click.echo("  complete" + ("" if (root / "cube.nc").exists() else
                                        f" (no cube.nc yet: {plan.get('command', 'hotmess run ...')})"))
+
+
+# --- hotmess import / hotmess report (plugins/importers/cli.py; imported on first use)
+class _LazyGroup(click.Group):
+    def get_command(self, ctx, name):
+        from hotmess.plugins.importers import cli as importers_cli
+
+        return importers_cli.import_cmd.get_command(ctx, name)
+
+    def list_commands(self, ctx):
+        from hotmess.plugins.importers import cli as importers_cli
+
+        return importers_cli.import_cmd.list_commands(ctx)
+
+
+main.add_command(_LazyGroup("import", help="Make a cube from samples another tool wrote "
+                            "(lm-eval, Inspect, a long table)."))
+
+
+@main.command("report", context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                          "help_option_names": []})
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def report_cmd(args: tuple[str, ...]) -> None:
+    """Accuracy, format errors, bias/variance/incoherence of a cube, with bootstrap intervals
+    (hotmess report CUBE [--by model,size,budget] [--json]; --help for all options)."""
+    from hotmess.plugins.importers.cli import report_cmd as real
+
+    real.main(list(args), prog_name="hotmess report", standalone_mode=True)
