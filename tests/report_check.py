@@ -10,7 +10,7 @@ import xarray as xr
 from click.testing import CliRunner
 
 from hotmess.core import metrics
-from hotmess.core.cli import main
+from hotmess.cli import main
 from hotmess.core.cube import open_cube
 
 

@@ -88,7 +88,7 @@ def test_cpu_flags_parsed_from_cpuinfo(tmp_path):
 
 def _cube(out: Path, dtype: str):
     xr = pytest.importorskip("xarray")
-    cmd = [sys.executable, "-m", "hotmess.core.cli", "run", f"task.data_dir={DATA}", f"out_dir={out}",
+    cmd = [sys.executable, "-m", "hotmess.cli", "run", f"task.data_dir={DATA}", f"out_dir={out}",
            "budgets=[32]", "draws=5", f"backend.dtype={dtype}", "backend.threads=1"]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=2400)
     assert res.returncode == 0, res.stderr[-3000:]

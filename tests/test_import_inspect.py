@@ -92,7 +92,7 @@ def test_cube_matches_the_eval_log(inspect_log, tmp_path):
     from report_check import check_report_against_metrics
 
     from hotmess.core import schema
-    from hotmess.core.cli import main
+    from hotmess.cli import main
     from hotmess.core.cube import file_hash, open_cube
 
     cube = tmp_path / "inspect.nc"

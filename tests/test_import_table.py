@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from report_check import check_report_against_metrics
 
 from hotmess.core import metrics, schema
-from hotmess.core.cli import main
+from hotmess.cli import main
 from hotmess.core.cube import file_hash, open_cube
 from hotmess.plugins.importers.common import ImportFailure
 from hotmess.plugins.importers.table import import_table

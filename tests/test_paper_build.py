@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from paper_cubes import mc_cube, swe_cube, write
 
 from hotmess.core import plugins, schema
-from hotmess.core.cli import main
+from hotmess.cli import main
 from hotmess.core.cube import provenance, save_cube
 from hotmess.core.hookspecs import hookimpl
 from hotmess.paper import build
