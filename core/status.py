@@ -75,7 +75,9 @@ def record_plan(root: Path, cells: dict[str, list[int]], draws: int, overrides: 
             pass
     plan.setdefault("cells", {}).update({k: {"chunks": v} for k, v in cells.items()})
     plan["draws"] = draws
-    keep = [o for o in overrides if not o.lstrip("+~").startswith(JOB_ONLY)]
+    home = str(Path.home())
+    keep = [o if home in ("", "/") else o.replace(home, "~")  # no home path in the folder's files
+            for o in overrides if not o.lstrip("+~").startswith(JOB_ONLY)]
     plan["command"] = "hotmess run " + " ".join(shlex.quote(o) for o in keep)
     plan["updated"] = _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds")
     tmp = path.with_suffix(".tmp")

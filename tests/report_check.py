@@ -9,8 +9,8 @@ import pytest
 import xarray as xr
 from click.testing import CliRunner
 
-from hotmess.core import metrics
 from hotmess.cli import main
+from hotmess.core import metrics
 from hotmess.core.cube import open_cube
 
 

@@ -91,8 +91,8 @@ def test_cube_matches_the_eval_log(inspect_log, tmp_path):
     from inspect_ai.log import read_eval_log
     from report_check import check_report_against_metrics
 
-    from hotmess.core import schema
     from hotmess.cli import main
+    from hotmess.core import schema
     from hotmess.core.cube import file_hash, open_cube
 
     cube = tmp_path / "inspect.nc"

@@ -128,8 +128,8 @@ def _cell(ds):
 
 
 def test_generation_runs_stacked_as_draws(lm_runs, tmp_path):
-    from hotmess.core import schema
     from hotmess.cli import main
+    from hotmess.core import schema
     from hotmess.core.cube import file_hash, open_cube
 
     s1 = _one(lm_runs["run1"], "samples_hm_mmlu_gen_*.jsonl")

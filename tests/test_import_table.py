@@ -17,8 +17,8 @@ import xarray as xr
 from click.testing import CliRunner
 from report_check import check_report_against_metrics
 
-from hotmess.core import metrics, schema
 from hotmess.cli import main
+from hotmess.core import metrics, schema
 from hotmess.core.cube import file_hash, open_cube
 from hotmess.plugins.importers.common import ImportFailure
 from hotmess.plugins.importers.table import import_table
@@ -182,8 +182,9 @@ def test_report_equals_metrics_and_states_the_bootstrap(tmp_path, csv_table):
     assert CliRunner().invoke(main, ["import", "table", str(csv_table), "-o", str(cube)]).exit_code == 0
     rep = check_report_against_metrics(cube)
     small = next(r for r in rep["rows"] if r["size"] == "270M")
-    # by hand: q1 draws B, C, uniform (correct B) and q2 draws A, uniform(3), A (correct A)
-    assert small["metrics"]["accuracy"]["value"] == pytest.approx(((1 + 0 + 0.0) / 3 + (1 + 1 + 1) / 3) / 2)
+    # by hand: q1 draws B, C, uniform over 4 options (correct B) and q2 draws A, uniform over 3,
+    # A (correct A); a uniform (format-error) draw is right with probability 1/C (fractional ties)
+    assert small["metrics"]["accuracy"]["value"] == pytest.approx(((1 + 0 + 1 / 4) / 3 + (1 + 1 / 3 + 1) / 3) / 2)
     assert small["metrics"]["format_error_rate"]["value"] == pytest.approx(2 / 6)
     assert (small["questions"], small["draws"], small["draws_per_question_min"]) == (2, 6, 3)
     # the table: title, every metric row, the interval line and the warning

@@ -16,8 +16,8 @@ import xarray as xr
 from click.testing import CliRunner
 from paper_cubes import mc_cube, swe_cube, write
 
-from hotmess.core import plugins, schema
 from hotmess.cli import main
+from hotmess.core import plugins, schema
 from hotmess.core.cube import provenance, save_cube
 from hotmess.core.hookspecs import hookimpl
 from hotmess.paper import build
