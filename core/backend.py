@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from hotmess.core.types import DrawResult, SampleRequest
 
@@ -61,14 +61,19 @@ class Backend(ABC):
     #: The kinds of reasoning budget this backend honours: ``"tokens"`` (a hard cap on
     #: reasoning tokens, ``SampleRequest.budget``) and/or ``"effort"`` (a vendor effort level,
     #: ``SampleRequest.effort``). The engine refuses, before any sampling, a budget whose kind
-    #: is not listed here (naming the budget and the backend). An unbudgeted cell (no cap, no
-    #: effort) is always allowed.
+    #: is not listed here (naming the budget and the backend; ``hotmess.core.integrity``). An
+    #: unbudgeted cell (no cap, no effort) is always allowed.
     budget_kinds: tuple[str, ...] = ("tokens",)
     #: Keys of :meth:`info` whose values change the draws although no option names them
     #: (e.g. ``"dtype"`` when the option ``dtype: auto`` resolves per machine). Parts written
     #: with other values of these keys are refused before this backend samples new chunks of
     #: the same cells (``docs/design.md``, "Storage").
     fingerprint_keys: tuple[str, ...] = ()
+    #: The typed options (a dataclass; :mod:`hotmess.core.options`). ``None``: the
+    #: constructor's keyword parameters (after ``model``) declare them. Declared options are
+    #: merged by the engine in the one precedence (command line > model family > backend
+    #: config entry > defaults) once the registration says ``declares=...``.
+    Options: ClassVar[type | None] = None
 
     def __init__(self, model: ModelSpec, **options: Any) -> None:
         self.model = model

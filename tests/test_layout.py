@@ -16,8 +16,9 @@ ROOT = Path(__file__).resolve().parents[1]
 MAX_LINES = 600
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
-    """Every module an import statement names (absolute names; relative ones resolved)."""
+def _imports(path: Path, root: Path = ROOT) -> list[tuple[int, str]]:
+    """Every module an import statement names (absolute names; relative ones resolved against
+    the module's folder below ``root``, the repository)."""
     tree = ast.parse(path.read_text(), filename=str(path))
     out = []
     for node in ast.walk(tree):
@@ -25,7 +26,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:  # relative: resolve against the module's package
-                pkg = path.relative_to(ROOT).parent.parts[: len(path.relative_to(ROOT).parent.parts) - node.level + 1]
+                parts = path.relative_to(root).parent.parts
+                pkg = parts[: len(parts) - node.level + 1]
                 base = ".".join(("hotmess", *pkg))
                 out.append((node.lineno, f"{base}.{node.module}" if node.module else base))
             elif node.module:
@@ -37,14 +39,12 @@ def _modules(folder: str) -> list[Path]:
     return sorted(p for p in (ROOT / folder).rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def test_import_parser_sees_lazy_and_relative_imports():
-    f = ROOT / "core" / "_layout_probe.py"
-    try:
-        f.write_text("def f():\n    from hotmess.paper import build\n    import hotmess.plugins.hf\n"
-                     "from . import schema\n")
-        names = [n for _, n in _imports(f)]
-    finally:
-        f.unlink()
+def test_import_parser_sees_lazy_and_relative_imports(tmp_path):
+    f = tmp_path / "core" / "probe.py"
+    f.parent.mkdir()
+    f.write_text("def f():\n    from hotmess.paper import build\n    import hotmess.plugins.hf\n"
+                 "from . import schema\n")
+    names = [n for _, n in _imports(f, root=tmp_path)]
     assert sorted(names) == ["hotmess.core", "hotmess.paper", "hotmess.plugins.hf"]
 
 
