@@ -25,6 +25,8 @@ logits processor (per-row sampling) and stopping criterion (the budget state mac
 rest of ``generate``.
 
     OMP_NUM_THREADS=2 nice -n 10 python benchmarks/bench_hf.py [--questions 4 --draws 8 --tokens 48]
+    # on an oversubscribed machine two OpenMP threads mostly spin-wait: use one
+    OMP_NUM_THREADS=1 nice -n 10 python benchmarks/bench_hf.py --threads 1
 """
 
 from __future__ import annotations
