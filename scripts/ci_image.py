@@ -93,8 +93,9 @@ def ensure_packages(docker: str | None) -> str:
         if shutil.which("apt-get") is None:
             raise Failure(f"{' and '.join(missing)} missing and no apt-get to install them")
         t = time.monotonic()
-        sh(["apt-get", "update", "-q"], timeout=600)
-        sh(["apt-get", "install", "-y", "-q", "--no-install-recommends", *missing], timeout=900,
+        wait_lock = ["-o", "DPkg::Lock::Timeout=600"]  # another apt-get may hold the lock
+        sh(["apt-get", *wait_lock, "update", "-q"], timeout=900)
+        sh(["apt-get", *wait_lock, "install", "-y", "-q", "--no-install-recommends", *missing], timeout=1500,
            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         log(f"installed {', '.join(missing)} in {time.monotonic() - t:.0f} s")
     # The CLI of the docker.io package matches its daemon (and has BuildKit built in); another
