@@ -76,7 +76,8 @@ RUN apt-get update \
 # requirements of the chosen extras, every version from the lock. Pip's settings for this
 # build (indexes, find-links, a CA bundle) come only as build secrets, never into a layer:
 #   docker build --secret id=pipconf,src=my-pip.conf [--secret id=cacert,src=ca.pem] ...
-# (absent secrets: pip uses PyPI with its own CA bundle).
+# (absent secrets: pip uses PyPI with its own CA bundle). Not -q: on a conflict pip's
+# "The conflict is caused by" lines are what the build log needs.
 WORKDIR /src
 COPY pyproject.toml scripts/image_requirements.py ./
 COPY ${LOCK} /src/lock.txt
@@ -84,7 +85,7 @@ RUN --mount=type=secret,id=pipconf --mount=type=secret,id=cacert \
     export PIP_CONFIG_FILE=/run/secrets/pipconf \
     && python3 image_requirements.py pyproject.toml "${EXTRAS}" > /tmp/requirements.txt \
     && pip install -q "setuptools==80.9.0" "wheel==0.45.1" \
-    && pip install -q -c lock.txt -r /tmp/requirements.txt \
+    && pip install --progress-bar off -c lock.txt -r /tmp/requirements.txt \
     && rm /tmp/requirements.txt
 
 # The source (.dockerignore keeps out .git, results, caches), installed without dependencies
