@@ -102,12 +102,14 @@ def _slope_log10(params, y):
 def run_statistics(ds: xr.Dataset) -> dict[str, np.ndarray]:
     """Per (budget, train_seed): ``bias_alpha``, ``variance_alpha``, ``alpha_gap`` (bias minus
     variance), ``incoherence_size_slope`` (per decade of parameters), ``loss_alpha``,
-    ``rising_sizes`` (fraction of sizes whose incoherence rises with step); arrays of shape
+    ``bias_faster`` (1 where bias alpha > 0 and alpha gap > 0, else 0), ``rising_sizes`` (fraction of sizes whose incoherence rises with step), ``exit_size_slope``
+    (slope of the median step of leaving the teacher per decade of parameters); arrays of shape
     (budget, train_seed), NaN where the run is missing."""
     p = ds["params"].values
     nb, ns = ds.sizes["budget"], ds.sizes["train_seed"]
     out = {k: np.full((nb, ns), np.nan) for k in ("bias_alpha", "variance_alpha", "alpha_gap",
-                                                  "incoherence_size_slope", "loss_alpha", "rising_sizes")}
+                                                  "incoherence_size_slope", "loss_alpha", "rising_sizes",
+                                                  "exit_size_slope", "bias_faster")}
     for i in range(nb):
         for j in range(ns):
             cell = ds.isel(budget=i, train_seed=j)
@@ -116,9 +118,11 @@ def run_statistics(ds: xr.Dataset) -> dict[str, np.ndarray]:
             out["bias_alpha"][i, j] = _alpha(p, cell["final_bias"].values)
             out["variance_alpha"][i, j] = _alpha(p, cell["final_variance"].values)
             out["alpha_gap"][i, j] = out["bias_alpha"][i, j] - out["variance_alpha"][i, j]
+            out["bias_faster"][i, j] = float(out["bias_alpha"][i, j] > 0 and out["alpha_gap"][i, j] > 0)
             out["incoherence_size_slope"][i, j] = _slope_log10(p, cell["final_incoherence"].values)
             out["loss_alpha"][i, j] = _alpha(p, cell["test_loss"].values)
             out["rising_sizes"][i, j] = float(np.mean(cell["step_slope"].values > 0))
+            out["exit_size_slope"][i, j] = _slope_log10(p, cell["exit_step"].values)
     return out
 
 
@@ -132,14 +136,15 @@ def _share(v, test):
         caption="Statistics behind the paper's synthetic claims against the training budget (optimizer steps), "
                 "one dot per training seed, line = mean: a) power-law exponents of final bias^2 and variance in "
                 "size; b) slope of final incoherence per decade of parameters; c) final incoherence per size; "
-                "d) test-loss exponent and the fraction of sizes whose incoherence rises with step.")
+                "d) test-loss exponent and the fraction of sizes whose incoherence rises with step; e) slope of the "
+                "step at which rollouts leave the teacher per decade of parameters.")
 def figsyn_compute(cubes: dict[str, xr.Dataset], settings: dict | None = None):
     import matplotlib.pyplot as plt
 
     ds = cubes[CUBE]
     st = run_statistics(ds)
     budgets = ds["budget"].values.astype(float)
-    fig, axes = plt.subplots(1, 4, figsize=(16, 3.8))
+    fig, axes = plt.subplots(1, 5, figsize=(20, 3.8))
 
     def series(ax, key, color, label):
         v = st[key]
@@ -169,6 +174,10 @@ def figsyn_compute(cubes: dict[str, xr.Dataset], settings: dict | None = None):
     series(ax, "loss_alpha", "C1", "test-loss alpha")
     series(ax, "rising_sizes", "C4", "share of sizes: incoherence rises with step")
     ax.set_title("d) loss exponent; rising incoherence")
+    ax = axes[4]
+    series(ax, "exit_size_slope", "C5", "d(step of leaving the teacher) / d log10 N")
+    ax.axhline(0, color="0.6", lw=0.8)
+    ax.set_title("e) following the teacher vs size: slope")
     for ax in axes:
         ax.set_xscale("log")
         ax.set_xlabel("training steps")
@@ -177,14 +186,18 @@ def figsyn_compute(cubes: dict[str, xr.Dataset], settings: dict | None = None):
     top = len(budgets) - 1
     claims = []
     for key, paper, measure, test in (
-        ("alpha_gap", "scale reduces bias much faster than variance",
-         "alpha(bias^2) - alpha(variance) > 0, share of training seeds at the largest budget", lambda v: v > 0),
+        ("bias_faster", "scale reduces bias much faster than variance",
+         "alpha(bias^2) > 0 and > alpha(variance), share of training seeds at the largest budget",
+         lambda v: v > 0),
         ("incoherence_size_slope", "final incoherence rises with size",
          "slope of final incoherence vs log10 N > 0, share of seeds at the largest budget", lambda v: v > 0),
         ("rising_sizes", "incoherence rises with step for every size",
          "every size's incoherence-vs-step slope > 0, share of seeds at the largest budget", lambda v: v == 1.0),
         ("loss_alpha", "test loss falls as a power law in size",
          "test-loss alpha > 0, share of seeds at the largest budget", lambda v: v > 0),
+        ("exit_size_slope", "larger models follow the teacher's trajectory longer",
+         "slope of the step of leaving the teacher vs log10 N > 0, share of seeds at the largest budget",
+         lambda v: v > 0),
     ):
         k, n = _share(st[key][top], test)
         if n == 0:

@@ -219,11 +219,12 @@ def claims_loss(fig: str, st: dict) -> Claim:
 
 
 def claims_bias(fig: str, st: dict) -> Claim:
+    """Scale must *reduce* bias (alpha > 0) and faster than variance (alpha gap > 0)."""
     ab, av = st["bias_fit"]["alpha"], st["variance_fit"]["alpha"]
-    return threshold_claim(fig, P_BIAS, "alpha(final bias^2) - alpha(final variance) > 0 (y ~ N^-alpha)",
-                           ab - av, lambda v: v > 0, enough=len(st["sizes"]) >= 2,
-                           detail=f"bias alpha {ab:.3f} (R^2 {st['bias_fit']['r2']:.2f}), variance alpha {av:.3f} "
-                                  f"(R^2 {st['variance_fit']['r2']:.2f})")
+    detail = (f"bias alpha {ab:.3f} (R^2 {st['bias_fit']['r2']:.2f}), variance alpha {av:.3f} "
+              f"(R^2 {st['variance_fit']['r2']:.2f}); value = bias alpha - variance alpha")
+    return threshold_claim(fig, P_BIAS, "alpha(final bias^2) > 0 and > alpha(final variance) (y ~ N^-alpha)",
+                           ab - av, lambda v: v > 0 and ab > 0, enough=len(st["sizes"]) >= 2, detail=detail)
 
 
 def claims_track(fig: str, st: dict) -> Claim:

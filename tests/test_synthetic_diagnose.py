@@ -188,6 +188,11 @@ def test_claim_statistics_on_a_constructed_cube():
     st2 = sf.claim_statistics(constructed_cube(var[::-1] * 0 + bias[::-1], var, params, loss[::-1]))
     assert sf.claims_loss("x", st2).verdict == "disagrees"
     assert sf.claims_size("x", st2).verdict == "disagrees"
+    # bias and variance both growing with size (alpha < 0), bias more slowly: the gap is > 0 but
+    # scale does not *reduce* bias, so the claim disagrees
+    st3 = sf.claim_statistics(constructed_cube(params ** 0.5 * 1e-3, params ** 0.9 * 1e-4, params, loss))
+    assert st3["bias_fit"]["alpha"] == pytest.approx(-0.5) and st3["variance_fit"]["alpha"] == pytest.approx(-0.9)
+    assert sf.claims_bias("x", st3).verdict == "disagrees"
 
 
 def test_compute_summary_cube_and_figure(tmp_path):
@@ -218,7 +223,11 @@ def test_compute_summary_cube_and_figure(tmp_path):
 ])
 def test_training_start_distributions(extra, check):
     from hotmess.plugins.synthetic.encoding import decode
-    from hotmess.plugins.synthetic.experiment import SynthConfig, make_experiment_problem, make_training_data
+    from hotmess.plugins.synthetic.experiment import (
+        SynthConfig,
+        make_experiment_problem,
+        make_training_data,
+    )
 
     cfg = SynthConfig.from_mapping({"sizes": [{"name": "a", "layers": 1, "width": 16, "heads": 2}],
                                     "data": {"trajectories": 400, "trajectory_steps": 2, **extra}})
