@@ -134,7 +134,7 @@ def _share(v, test):
 @figure("figsyn_compute", cubes=(CUBE,), title="Synthetic optimizer: the claims against training compute",
         options={}, variables=("final_bias", "final_variance", "final_incoherence", "test_loss", "step_slope"),
         caption="Statistics behind the paper's synthetic claims against the training budget (optimizer steps), "
-                "one dot per training seed, line = mean: a) power-law exponents of final bias^2 and variance in "
+                "one dot per training seed, line = mean, band = min-max over seeds: a) power-law exponents of final bias^2 and variance in "
                 "size; b) slope of final incoherence per decade of parameters; c) final incoherence per size; "
                 "d) test-loss exponent and the fraction of sizes whose incoherence rises with step; e) slope of the "
                 "step at which rollouts leave the teacher per decade of parameters.")
@@ -150,6 +150,9 @@ def figsyn_compute(cubes: dict[str, xr.Dataset], settings: dict | None = None):
         v = st[key]
         for j in range(v.shape[1]):
             ax.plot(budgets, v[:, j], "o", color=color, alpha=0.5, ms=4)
+        with np.errstate(all="ignore"):
+            lo, hi = np.nanmin(v, axis=1), np.nanmax(v, axis=1)
+        ax.fill_between(budgets, lo, hi, color=color, alpha=0.15, lw=0)
         ax.plot(budgets, np.nanmean(v, axis=1), "-", color=color, label=label)
 
     ax = axes[0]
@@ -180,6 +183,8 @@ def figsyn_compute(cubes: dict[str, xr.Dataset], settings: dict | None = None):
     ax.set_title("e) following the teacher vs size: slope")
     for ax in axes:
         ax.set_xscale("log")
+        ax.set_xticks(budgets, [f"{int(b)}" for b in budgets])
+        ax.minorticks_off()
         ax.set_xlabel("training steps")
         ax.legend(fontsize=7)
     fig.tight_layout()
