@@ -184,6 +184,22 @@ def test_figures_numbers_match_numpy(cube):
     assert nums["closest_approach"]["step"] == 3 * t_star
     slope = np.polyfit(np.log(params), np.log(bias[:, t_star]), 1)[0]
     assert nums["closest_approach"]["bias_fit"]["alpha"] == pytest.approx(-slope)
+    assert nums["trajectory_size"] == "s2"  # the largest model against the teacher
+    assert np.allclose(nums["trajectories"]["teacher"][0], nums["trajectories"]["s2"][0])  # same start
+    assert [c["figure"] for c in nums["claims"]] == ["fig06"] * 3
     fig, nums = sf.fig26({"synthetic": ds})
     assert np.allclose(nums["per_step"]["s2"]["variance"], var[1])
     assert nums["test_loss_curves"]["s1"] == ds["test_loss_curve"].values[0, 0].tolist()
+    # f(x_t) of draw 0 for each size and for the teacher: 1/2 (x - b)^T A (x - b)
+    x = ds["outcome"].values[0, :, :, 0, 0]  # size, step, coord
+    b, A = ds["minimiser"].values[0], ds["hessian"].values[0]
+    assert np.allclose(nums["f_values"]["s1"], 0.5 * np.einsum("ti,ij,tj->t", x[0] - b, A, x[0] - b))
+    t = ds["teacher"].values[:, 0, 0]
+    assert np.allclose(nums["f_values"]["teacher"], 0.5 * np.einsum("ti,ij,tj->t", t - b, A, t - b))
+    # leaving the teacher: first recorded step farther than 10 * 0.005 from the teacher's iterate
+    d = np.linalg.norm(ds["outcome"].values[0, 1, :, 0] - ds["teacher"].values[:, 0], axis=-1)  # step, draw
+    first = np.where((d > 0.05).any(0), ds["step"].values[(d > 0.05).argmax(0)], 30)
+    assert nums["tracking"]["s2"]["median_exit_step"] == pytest.approx(np.median(first))
+    for name in ("fig02d", "fig04c"):
+        _, n = getattr(sf, name)({"synthetic": ds})
+        assert n["claims"] and all(c["verdict"] in ("agrees", "disagrees", "not enough data") for c in n["claims"])

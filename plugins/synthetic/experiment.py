@@ -68,6 +68,13 @@ class DataConfig:
     trajectories: int = 1000
     trajectory_steps: int = 400
     test_fraction: float = 0.1
+    #: Training starts uniform in the ball of this radius around b (OPEN); None = the
+    #: evaluation start distribution (problem.start_distance / start_spread).
+    start_radius: float | None = None
+    #: Training starts ``start_center + start_spread * N(0, I)`` with this spread instead of
+    #: problem.start_spread (OPEN; a wider tube of training trajectories around the
+    #: evaluation starts); None = problem.start_spread. Ignored when start_radius is set.
+    start_spread: float | None = None
 
 
 @dataclass
@@ -92,6 +99,7 @@ class SynthConfig:
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
     device: str = "auto"
     threads: int = 0
+    train_seed: int | None = None  # initialisation and batch order; None = the experiment seed
 
     @classmethod
     def from_mapping(cls, raw: dict[str, Any]) -> SynthConfig:
@@ -183,7 +191,14 @@ def make_training_data(cfg: SynthConfig, problem, seed: int) -> tuple[np.ndarray
 
     n = cfg.data.trajectories
     n_test = max(1, int(round(n * cfg.data.test_fraction)))
-    x0 = problem.starts(n, np.random.default_rng(derive_seed(seed, "train-starts", 0)))
+    rng = np.random.default_rng(derive_seed(seed, "train-starts", 0))
+    r = cfg.data.start_radius
+    if r is not None:
+        x0 = problem.ball_starts(n, float(r), rng)
+    elif cfg.data.start_spread is not None:
+        x0 = problem.start_center + float(cfg.data.start_spread) * rng.standard_normal((n, problem.dim))
+    else:
+        x0 = problem.starts(n, rng)
     xs, us = teacher_trajectories(problem, x0, cfg.data.trajectory_steps, cfg.step_norm)
     xs = xs[:-1]  # (steps, n, d): pairs (x_t, u_t)
     d = problem.dim
@@ -322,7 +337,8 @@ def produce(cfg: SynthConfig, store, *, seed: int = 0):
             tr, te = make_training_data(cfg, problem, seed)
             data = (torch.from_numpy(tr).to(device), torch.from_numpy(te).to(device))
             log.info("synthetic: %d train / %d test pairs in %.1fs", len(tr), len(te), time.perf_counter() - t0)
-        model = build_model(spec, 12, 2 * n_x, derive_seed(seed, "init", spec.name)).to(device)
+        tseed = seed if cfg.train_seed is None else int(cfg.train_seed)
+        model = build_model(spec, 12, 2 * n_x, derive_seed(tseed, "init", spec.name)).to(device)
         facts = describe(model)
         log.info("synthetic: training size %s (%d parameters) on %s", spec.name, facts["params"], device)
 
@@ -332,7 +348,7 @@ def produce(cfg: SynthConfig, store, *, seed: int = 0):
         ckpt = root / "checkpoints" / f"{spec.name}.pt"
         if ckpt.exists():
             log.info("synthetic: resuming size %s from %s", spec.name, ckpt)
-        hist = train(model, data[0], data[1], tcfg, seed=seed, n_x=n_x, checkpoint=ckpt, progress=progress)
+        hist = train(model, data[0], data[1], tcfg, seed=tseed, n_x=n_x, checkpoint=ckpt, progress=progress)
         t0 = time.perf_counter()
         xs, steps, clamped = rollout(model, x0, cfg.rollout.steps, cfg.precision,
                                      record_every=cfg.rollout.record_every,

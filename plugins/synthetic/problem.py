@@ -56,6 +56,14 @@ class Quadratic:
         """``n`` start points ``start_center + start_spread * N(0, I)``, shape (n, d)."""
         return self.start_center + self.start_spread * rng.standard_normal((n, self.dim))
 
+    def ball_starts(self, n: int, radius: float, rng: np.random.Generator) -> np.ndarray:
+        """``n`` points uniform in the Euclidean ball of ``radius`` around the minimiser b,
+        shape (n, d) (direction uniform on the sphere, distance ``radius * U**(1/d)``)."""
+        v = rng.standard_normal((n, self.dim))
+        v /= np.linalg.norm(v, axis=1, keepdims=True)
+        r = radius * rng.uniform(0.0, 1.0, (n, 1)) ** (1.0 / self.dim)
+        return self.b + r * v
+
 
 def make_problem(
     rng: np.random.Generator,
