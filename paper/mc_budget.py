@@ -334,7 +334,9 @@ def build_fig21(cubes: dict[str, xr.Dataset], settings: dict[str, Any]):
             at = opts["stable_at"]
             if at in ns and len(ns) > 1 and ns[-1] > at:
                 i = ns.index(at)
-                rel = max(abs(row[v][i] / row[v][-1] - 1) for v in ("bias", "variance") if row[v][-1])
+                rels = [abs(row[v][i] / row[v][-1] - 1) for v in ("bias", "variance")
+                        if row[v][-1] and np.isfinite([row[v][i], row[v][-1]]).all()]
+                rel = max(rels) if rels else None
                 claims.append(threshold_claim("fig21", f"dataset-level bias and variance stabilise at about {at} draws",
                                               f"{fam.upper()} {mc.label(m, s, b)}: max relative change n={at} → n={ns[-1]} < 0.1",
                                               rel, lambda v: v < 0.1, detail=f"{ds.sizes['draw']} draws in the cube"))

@@ -272,12 +272,13 @@ def difficulty_levels(ds: xr.Dataset) -> tuple[list[str], np.ndarray]:
 
 
 def finish(fig) -> None:
-    """Lay the figure out; log axes keep only their major tick labels (short ranges would
-    otherwise print overlapping minor labels)."""
+    """Lay the figure out; log axes spanning more than a decade keep only their major tick
+    labels (their minor labels would overlap)."""
     from matplotlib.ticker import NullFormatter
 
     for ax in fig.axes:
-        for axis, scale in ((ax.xaxis, ax.get_xscale()), (ax.yaxis, ax.get_yscale())):
-            if scale == "log":
+        for axis, scale, lim in ((ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+                                 (ax.yaxis, ax.get_yscale(), ax.get_ylim())):
+            if scale == "log" and min(lim) > 0 and max(lim) / min(lim) > 10:
                 axis.set_minor_formatter(NullFormatter())
     fig.tight_layout()
