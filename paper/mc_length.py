@@ -169,7 +169,9 @@ def build_fig08(cubes: dict[str, xr.Dataset], settings: dict[str, Any]):
             lab = mc.label(a["model"], a["size"], "")
             row[0].plot(range(len(a["budgets"])), a["accuracy"], marker="o", label=lab)
             up[f"{name}: {lab}"] = (a["accuracy"][-1] > a["accuracy"][0]) if len(a["budgets"]) > 1 else None
-        row[0].set(title=f"{name} ({fmt})", xlabel="budget level (cube order)", ylabel="accuracy")
+        longest = max((a["budgets"] for a in acc), key=len, default=[])
+        row[0].set_xticks(range(len(longest)), longest)
+        row[0].set(title=f"{name} ({fmt})", xlabel="budget (cube order)", ylabel="accuracy")
         for ln in lines:
             lab = mc.label(ln["model"], ln["size"], ln["budget"])
             row[1].plot(ln["x"], ln["accuracy"], marker="o", label=lab)
