@@ -78,7 +78,10 @@ def test_cube_shape_values_and_provenance(tiny_cube):
 
 def test_figure_numbers_match_metrics(tiny_cube, tmp_path):
     path, ds = tiny_cube
-    report = build_figures(path.parent.parent, tmp_path, only=["fig02a"], settings={"n_buckets": 2})
+    # fig02a's x is the option `length` (default output_tokens, the paper's length; here the
+    # reasoning tokens) and its y the family's incoherence (`kl_incoherence`)
+    report = build_figures(path.parent.parent, tmp_path, only=["fig02a"],
+                           settings={"n_buckets": 2, "length": "reasoning_tokens"})
     assert (tmp_path / "fig02a.pdf").exists() and (tmp_path / "fig02a.png").exists()
     data = json.loads((tmp_path / "fig02a.json").read_text())
     assert data["cubes"]["cpu_demo"]["sha256"]
@@ -92,7 +95,7 @@ def test_figure_numbers_match_metrics(tiny_cube, tmp_path):
         halves = [order[:2], order[2:]]
         for b, idx in enumerate(halves):
             expected = kl["variance"].values[idx].sum() / kl["error"].values[idx].sum()
-            assert line["incoherence"][b] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+            assert line["kl_incoherence"][b] == pytest.approx(expected, rel=1e-9, abs=1e-12)
             assert line["x"][b] == pytest.approx(length[idx].mean())
 
 
