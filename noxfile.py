@@ -48,7 +48,7 @@ def tests(session: nox.Session) -> None:
 @nox.session(python=PYTHON)
 def lint(session: nox.Session) -> None:
     session.install(*CONSTRAINTS, "ruff")
-    session.run("ruff", "check", "core", "plugins", "paper", "tests", "benchmarks", "noxfile.py")
+    session.run("ruff", "check", "core", "cli", "plugins", "paper", "tests", "benchmarks", "scripts", "noxfile.py")
 
 
 @nox.session(python=PYTHON)
