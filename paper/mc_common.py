@@ -205,7 +205,7 @@ def by_bucket(dec: xr.Dataset, length: xr.DataArray, n_buckets: int) -> xr.Datas
 def correct_probability(probs: xr.DataArray, target: xr.DataArray) -> xr.DataArray:
     """Mean over valid draws of the probability put on the correct option (per question).
 
-    The probability-format accuracy of Fig. 8 (FIGURES.md: "models give nonzero values to
+    The probability-format accuracy of Fig. 8 (docs/science.md: "models give nonzero values to
     non-chosen answers"; derived). Padding options (NaN in every draw) are ignored; a draw
     counts where its non-padding options are finite.
 

@@ -1,4 +1,4 @@
-"""Model-written-eval figures: Fig. 2c, 23 and 24 (PAPER.md 1b; ``docs/science.md``,
+"""Model-written-eval figures: Fig. 2c, 23 and 24 (``docs/science.md``,
 "Figures: SWE-bench, model-written evals, survey, transcripts, report page").
 
 - Multiple-choice cubes (``outcome`` over ``option``, ``target`` = the option showing the

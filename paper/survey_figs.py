@@ -1,4 +1,4 @@
-"""Survey figures (PAPER.md section 4): Fig. 4b (all entities) and Fig. 27 (split by group).
+"""Survey figures (the paper's section 4, docs/science.md): Fig. 4b (all entities) and Fig. 27 (split by group).
 
 Each entity is a point at (mean intelligence rank, mean incoherence rank) with error bars of
 one standard error of the mean on both axes, read from the ``survey`` cube's ``mean`` and
@@ -6,7 +6,7 @@ one standard error of the mean on both axes, read from the ``survey`` cube's ``m
 rank 1 = least, N = most). A cube imported from a file labelled ILLUSTRATIVE says so in the
 title.
 
-Groups (Fig. 27, FIGURES.md): *biological* (animals and well-known humans), *AI* (models) and
+Groups (Fig. 27, docs/science.md): *biological* (animals and well-known humans), *AI* (models) and
 *organisation* (human institutions). Other spellings in a CSV are merged into these by the
 ``merge_groups`` option (e.g. ``human`` -> ``biological``). The trend (OPEN in the paper: any
 trend line) is an ordinary least-squares line of mean incoherence rank on mean intelligence

@@ -1,4 +1,4 @@
-"""SWE-bench figures: Fig. 2b, 3b, 17b and 25 (PAPER.md 1b and 1c; ``docs/science.md``,
+"""SWE-bench figures: Fig. 2b, 3b, 17b and 25 (``docs/science.md``,
 "Figures: SWE-bench, model-written evals, survey, transcripts, report page").
 
 Every number comes from :func:`hotmess.core.metrics.coverage_error` on the cube's per-test

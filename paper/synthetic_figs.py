@@ -1,4 +1,4 @@
-"""Figures of the synthetic optimizer (PAPER.md sections 1b, 3 and 5: Figs. 2d, 4c, 6, 26).
+"""Figures of the synthetic optimizer (the paper's sections 1b, 3 and 5; docs/science.md): Figs. 2d, 4c, 6, 26.
 
 All numbers are recomputed from the cube's iterates (``outcome``: model x size x step x
 question x draw x coordinate) through :func:`hotmess.core.metrics.point_decomposition`

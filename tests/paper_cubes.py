@@ -1,6 +1,6 @@
 """Constructed cubes with known answers for the figure tests (SWE-bench per-test pass/fail,
 MWE multiple choice and open-ended, transcripts), and independent numpy versions of the
-metrics the figures use (written from PAPER.md 1a/1b, not from hotmess.core.metrics)."""
+metrics the figures use (written from docs/science.md/1b, not from hotmess.core.metrics)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Tests of hotmess.core.metrics (PAPER.md section 1).
+"""Tests of hotmess.core.metrics (the paper's section 1, docs/science.md).
 
 Expected values are hand-computed (written out below) or come from a plain-loop numpy
 reference written here independently of the xarray code; identities are checked on random

@@ -1,4 +1,4 @@
-"""Tests of the synthetic optimizer (PAPER.md section 3): encoding, teacher, A-norm
+"""Tests of the synthetic optimizer (the paper's section 3, docs/science.md): encoding, teacher, A-norm
 decomposition, model, training and rollouts. Expected values are worked out by hand or
 from identities, independently of the code under test."""
 

@@ -1,4 +1,4 @@
-"""The number encoding of the synthetic optimizer (PAPER.md section 3).
+"""The number encoding of the synthetic optimizer (the paper's section 3, docs/science.md).
 
 A float is written as ``2 + precision + 1`` tokens, no separator:
 

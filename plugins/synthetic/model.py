@@ -1,4 +1,4 @@
-"""A decoder-only transformer family for the synthetic optimizer (PAPER.md section 3).
+"""A decoder-only transformer family for the synthetic optimizer (the paper's section 3, docs/science.md).
 
 Pre-LayerNorm blocks (causal multi-head self-attention, GELU MLP), learned token and position
 embeddings, an untied output head. Sizes grow in depth (``layers``) and width (``width``);

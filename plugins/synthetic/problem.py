@@ -1,4 +1,4 @@
-"""The quadratic problem, its start points and the steepest-descent teacher (PAPER.md section 3).
+"""The quadratic problem, its start points and the steepest-descent teacher (the paper's section 3, docs/science.md).
 
 f(x) = 1/2 (x - b)^T A (x - b) in R^d, A symmetric positive definite with a given condition
 number, b the minimiser. The teacher takes steps of fixed Euclidean norm ``step_norm`` along

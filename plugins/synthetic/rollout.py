@@ -1,4 +1,4 @@
-"""Markovian rollouts of a trained model (PAPER.md section 3, "Evaluation").
+"""Markovian rollouts of a trained model (the paper's section 3, docs/science.md, "Evaluation").
 
 At each step the model sees the tokens of the current x only, generates the tokens of u
 one at a time with constrained decoding (a sign at sign positions, a digit elsewhere; greedy

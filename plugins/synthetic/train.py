@@ -1,4 +1,4 @@
-"""Training data and the teacher-forced training loop (PAPER.md section 3).
+"""Training data and the teacher-forced training loop (the paper's section 3, docs/science.md).
 
 A training example is one (x_t, u_t) pair of a teacher trajectory, encoded as
 ``2 * d * tokens_per_float`` tokens (x then u, fields by position). The model is trained with
