@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import signal
 import sys
 from pathlib import Path
 
@@ -127,6 +128,10 @@ def hydra_main(cfg: DictConfig) -> str:
     if unmet:
         log.warning("experiment %s lists needs this machine does not meet: %s (it may fail)",
                     cfg.get("experiment"), ", ".join(unmet))
+    def _terminate(signum, frame):
+        raise KeyboardInterrupt("SIGTERM")
+
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         path = run_experiment(cfg, overrides=list(HydraConfig.get().overrides.task))
     except (ConfigError, PluginError, CubeError, FileNotFoundError, ValueError) as exc:
@@ -139,6 +144,13 @@ def hydra_main(cfg: DictConfig) -> str:
     except ModuleNotFoundError as exc:
         print(f"hotmess run: error: {_missing_module_hint(cfg, exc)}", file=sys.stderr)
         sys.exit(2)
+    except KeyboardInterrupt as exc:  # Ctrl-C, or SIGTERM (a scheduler's kill): never exit 0
+        how = "terminated (SIGTERM)" if str(exc) == "SIGTERM" else "interrupted"
+        print(f"hotmess run: {how}; the part files written so far are kept: rerun the same command "
+              f"to resume", file=sys.stderr)
+        sys.exit(143 if how.startswith("terminated") else 130)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     log.info("cube: %s", path)
     print(f"cube: {path}")
     return str(path)

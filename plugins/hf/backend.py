@@ -167,6 +167,9 @@ class HFBackend(Backend):
     name = "hf"
     #: A hard cap on reasoning tokens (``SampleRequest.budget``); no vendor effort levels.
     budget_kinds = ("tokens",)
+    #: ``dtype: auto`` resolves per machine (bf16 where the CPU has it): parts of other dtypes are
+    #: not mixed with new draws (``Backend.fingerprint_keys``).
+    fingerprint_keys = ("dtype",)
 
     def __init__(
         self,
