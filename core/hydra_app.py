@@ -134,8 +134,9 @@ def hydra_main(cfg: DictConfig) -> str:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         path = run_experiment(cfg, overrides=list(HydraConfig.get().overrides.task))
-    except (ConfigError, PluginError, CubeError, FileNotFoundError, ValueError) as exc:
-        # bad settings or data (tasks raise ValueError naming the file, line or key): one
+    except (ConfigError, PluginError, CubeError, OSError, ValueError) as exc:
+        # bad settings or data (tasks raise ValueError naming the file, line or key), or the
+        # machine (OSError: disk, permissions, an unreachable hub or server): one
         # clear line, no traceback; samples already written are kept
         if os.environ.get("HOTMESS_DEBUG"):
             raise

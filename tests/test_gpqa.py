@@ -256,7 +256,7 @@ def test_hub_failure_message_offline():
     )
     assert proc.returncode != 0
     err = proc.stderr
-    assert "RuntimeError" in err and "gpqa_diamond" in err
+    assert "ConnectionError" in err and "gpqa_diamond" in err
     assert "HF_TOKEN" in err and "task.data_dir" in err
 
 

@@ -230,7 +230,7 @@ def test_hub_failure_names_both_options():
     )
     assert proc.returncode != 0
     assert re.search(
-        r"RuntimeError: could not load MMLU from the Hugging Face hub .*task\.data_dir", proc.stderr
+        r"ConnectionError: could not load MMLU from the Hugging Face hub .*task\.data_dir", proc.stderr
     )
 
 

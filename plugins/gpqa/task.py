@@ -285,12 +285,12 @@ def _load_hub(hub_id: str, subset: str, revision: str | None):
     try:
         import datasets
     except ModuleNotFoundError as exc:
-        raise RuntimeError(
+        raise ModuleNotFoundError(
             f"loading GPQA from the hub ({hub_id}) needs the 'datasets' package (pip install 'hotmess[datasets]'), "
-            f"or set task.data_dir to a directory with gpqa_{subset}.csv"
+            f"or set task.data_dir to a directory with gpqa_{subset}.csv", name="datasets"
         ) from exc
     try:
         ds = datasets.load_dataset(hub_id, f"gpqa_{subset}", split="train", revision=revision)
     except Exception as exc:  # gated, offline, missing: the message tells which and what to do
-        raise RuntimeError(hub_error_message(exc, hub_id, subset)) from exc
+        raise ConnectionError(hub_error_message(exc, hub_id, subset)) from exc
     return [dict(r) for r in ds], (lambda k: f"{hub_id}[gpqa_{subset}][{k}]")

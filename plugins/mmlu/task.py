@@ -219,16 +219,16 @@ def _load_hub(hub_id: str, revision: str | None) -> tuple[list[dict], list[dict]
     try:
         import datasets
     except ModuleNotFoundError as exc:
-        raise RuntimeError(
+        raise ModuleNotFoundError(
             f"loading MMLU from the hub ({hub_id}) needs the 'datasets' package "
-            f"(pip install 'hotmess[datasets]'), or {hint}"
+            f"(pip install 'hotmess[datasets]'), or {hint}", name="datasets"
         ) from exc
     splits = []
     for split in ("test", "dev"):
         try:
             ds = datasets.load_dataset(hub_id, "all", split=split, revision=revision)
         except Exception as exc:  # network, missing dataset, offline mode: all say the same
-            raise RuntimeError(
+            raise ConnectionError(
                 f"could not load MMLU from the Hugging Face hub ({hub_id}, split {split!r}): "
                 f"{type(exc).__name__}: {exc}. Either make the hub reachable, or {hint}"
             ) from exc
