@@ -109,6 +109,13 @@ def paper_cmd(results: str, out: str, only: tuple[str, ...], sets: tuple[str, ..
         report = build.build_figures(results, out, list(only) or None, settings, index=not no_index)
     except build.BuildError as exc:
         raise click.ClickException(str(exc)) from exc
+    if not _print_report(report, results):
+        raise SystemExit(1)
+
+
+def _print_report(report, results: str) -> bool:
+    """Print what ``build_figures`` did (built, missing with the producing command, failed, the
+    report page, the claims table); True if nothing failed and something was built."""
     for name, path in report.built.items():
         click.echo(f"built   {name:<10} {path}")
     for name, cubes in report.missing.items():
@@ -120,11 +127,9 @@ def paper_cmd(results: str, out: str, only: tuple[str, ...], sets: tuple[str, ..
     if report.index:
         click.echo(f"report  {report.index}")
     _print_claims(report)
-    if report.failed:
-        raise SystemExit(1)
     if not report.built:
         click.echo("no figure built: no cube of any figure exists under " + results, err=True)
-        raise SystemExit(1)
+    return not report.failed and bool(report.built)
 
 
 def _print_claims(report) -> None:
@@ -189,8 +194,11 @@ def schema_cmd() -> None:
               help="Experiment to run (repeatable); default: every experiment this machine can run.")
 @click.option("--results", default="results", show_default=True)
 @click.option("--figures", default="figures", show_default=True)
+@click.option("--data", default=None, type=click.Path(file_okay=False, exists=True),
+              help="A local data folder (the shared layout: mmlu/, gpqa/, mwe/...): each experiment "
+                   "whose task reads data gets task.data_dir=<its subfolder> (no hub needed).")
 @click.argument("overrides", nargs=-1)
-def reproduce_cmd(scale: str, experiments: tuple[str, ...], results: str, figures: str,
+def reproduce_cmd(scale: str, experiments: tuple[str, ...], results: str, figures: str, data: str | None,
                   overrides: tuple[str, ...]) -> None:
     """Run the paper's experiments (those whose needs are met), then rebuild the figures.
     Extra OVERRIDES (key=value) are passed to every run."""
@@ -213,22 +221,42 @@ def reproduce_cmd(scale: str, experiments: tuple[str, ...], results: str, figure
         if unmet:
             click.echo(f"skip    {name}: needs {', '.join(unmet)}")
             continue
-        click.echo(f"run     {name} (scale={scale})")
+        extra = []
+        if data is not None:
+            sub = DATA_SUBDIRS.get(_task_of(available[name]) or "")
+            if sub and (Path(data) / sub).is_dir():
+                extra = [f"task.data_dir={(Path(data) / sub).resolve()}"]
+        click.echo(f"run     {name} (scale={scale}){' ' + extra[0] if extra else ''}")
         cmd = [sys.executable, "-m", "hotmess.cli", "run", f"experiment={name}", f"scale={scale}",
-               f"out_dir={results}", *overrides]
+               f"out_dir={results}", *extra, *overrides]
         if subprocess.run(cmd).returncode != 0:
             failed.append(name)
     from hotmess.paper.build import build_figures
 
-    report = build_figures(results, figures)
-    for fig, path in report.built.items():
-        click.echo(f"built   {fig:<10} {path}")
+    ok = _print_report(build_figures(results, figures), results)
     if failed:
         raise SystemExit(f"experiments failed: {', '.join(failed)}")
+    if not ok:
+        raise SystemExit(1)
 
 
-if __name__ == "__main__":
-    main()
+#: Where each task's local data lies below ``hotmess reproduce --data DIR`` (the layout of the
+#: shared data folder: DIR/mmlu, DIR/gpqa, DIR/mwe/advanced-ai-risk/human_generated_evals).
+DATA_SUBDIRS = {"mmlu": "mmlu", "gpqa": "gpqa", "mwe_mc": "mwe/advanced-ai-risk/human_generated_evals",
+                "mwe_open": "mwe/advanced-ai-risk/human_generated_evals"}
+
+
+def _task_of(experiment: dict) -> str | None:
+    """The task an experiment config selects (``override /task: NAME``; default mmlu), or
+    ``None`` for an experiment made by a producer."""
+    groups = {}
+    for entry in experiment.get("defaults") or []:
+        if isinstance(entry, dict):
+            groups.update({k.replace("override ", "").strip(): v for k, v in entry.items()})
+    if groups.get("/producer"):
+        return None
+    return str(groups.get("/task") or "mmlu")
+
 
 
 @main.command("status")
@@ -299,3 +327,7 @@ def report_cmd(args: tuple[str, ...]) -> None:
     from hotmess.plugins.importers.cli import report_cmd as real
 
     real.main(list(args), prog_name="hotmess report", standalone_mode=True)
+
+
+if __name__ == "__main__":
+    main()
