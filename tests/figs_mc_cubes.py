@@ -7,7 +7,6 @@ that size axes have two points. Kept small: the CPU is shared."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
@@ -71,12 +70,18 @@ def make(out: Path, which: str) -> Path:
 
 
 def link(results: Path, cube: Path, names) -> None:
-    """Make ``results/<name>/cube.nc`` point at ``cube`` for every experiment name."""
+    """Make ``results/<name>/cube.nc`` a copy of ``cube`` standing in for every experiment name
+    (its ``experiment`` attribute set to the name: ``hotmess paper`` refuses a cube whose
+    attribute names another experiment as foreign)."""
+    from hotmess.core.cube import open_cube, save_cube
+
+    ds = None
     for n in names:
-        (results / n).mkdir(parents=True, exist_ok=True)
         dst = results / n / "cube.nc"
         if not dst.exists():
-            os.symlink(cube, dst)
+            ds = open_cube(cube) if ds is None else ds
+            ds.attrs["experiment"] = n
+            save_cube(ds, dst)
 
 
 MMLU_NAMES = ("mmlu_qwen3", "mmlu_open", "cpu_demo")
