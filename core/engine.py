@@ -197,8 +197,9 @@ def run_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Path:
     backend_name = exp.backend["name"]
     try:
         integrity.admit(exp, locks, store)
-        integrity.check_budgets(exp.families, backend_name, integrity.static_budget_kinds(
-            plugins.get("backends", backend_name).meta.get("declares")))
+        reg = plugins.get("backends", backend_name)
+        integrity.check_budgets(exp.families, backend_name, reg.meta.get("budget_kinds")
+                                or integrity.static_budget_kinds(reg.meta.get("declares")))
         plan = _plan(exp, task)
         with locks.directory():
             status.record_plan(root, {f"{s.name}/{s.size}/{b.label}": [len(c) for c in plan.chunks]

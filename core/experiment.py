@@ -373,9 +373,15 @@ def parse_experiment(cfg: DictConfig, overrides: Sequence[str] = ()) -> Experime
     name = cfg.get("experiment")
     if not name:
         raise ConfigError("no experiment name (config key `experiment`)")
-    draws = int(cfg.get("draws", 1) or 0)
+    def _int(key: str, value: Any) -> int:
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{key} must be an integer, not {value!r}") from None
+
+    draws = _int("draws", cfg.get("draws", 1) or 0)
     raw_spc = cfg.get("seeds_per_context")
-    spc = draws if raw_spc is None else int(raw_spc)  # null: one context for all draws
+    spc = draws if raw_spc is None else _int("seeds_per_context", raw_spc)  # null: one context for all draws
     if draws <= 0 or spc <= 0:
         raise ConfigError(f"draws ({draws}) and seeds_per_context ({spc}) must be positive")
     if spc < draws and draws % spc:

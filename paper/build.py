@@ -187,7 +187,16 @@ def unknown_settings(entries: dict[str, Entry], user: dict[str, Any]) -> list[st
 def remake_command(cube: str, results: str | Path) -> str:
     """The command that produces ``<results>/<cube>/cube.nc``."""
     out = "" if Path(results) == Path("results") else f" out_dir={results}"
+    if cube in SCRIPT_CUBES:  # made by a study script, not by an experiment config
+        return SCRIPT_CUBES[cube].format(results=results)
     return f"hotmess run experiment={cube}{out}"
+
+
+#: Cubes made by a script rather than ``hotmess run`` (the command that makes each).
+SCRIPT_CUBES = {
+    "synthetic_compute": "python scripts/synthetic_study.py compute --out {results}/synthetic_compute "
+                         "(then: python scripts/synthetic_study.py summary --out {results}/synthetic_compute)",
+}
 
 
 def config_summary(ds) -> dict[str, Any]:

@@ -25,4 +25,5 @@ def register_backends(register):
         description="Hugging Face transformers on CPU/GPU (hub id, local directory or GGUF; "
         "batched generate with per-draw seeds and a reasoning budget)",
         extra="hf",
+        budget_kinds=("tokens",),  # known before the model loads: wrong budgets refused at once
     )

@@ -21,4 +21,5 @@ def register_backends(register):
         _factory,
         description="SGLang server (launched or attached): seeds per draw, hard thinking budgets",
         extra="sglang",
+        budget_kinds=("tokens",),  # known before the model loads: wrong budgets refused at once
     )
