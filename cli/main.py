@@ -153,7 +153,9 @@ def _print_claims(report) -> None:
             for r in rows:
                 table.add_row(r["figure"], f"[{style.get(r['verdict'], 'white')}]{r['verdict'] or '-'}[/]",
                               build.format_value(r["value"]), r["measure"], r["paper"])
-            Console().print(table)
+            console = Console()
+            console.print(table)
+            console.print(build.CLAIMS_CAVEAT)
             return
     click.echo(build.claims_table_text(report))
 

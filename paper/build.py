@@ -546,6 +546,15 @@ def claims_table_text(report: BuildReport, width: int = 60) -> str:
     head = f"{'figure':<8} {'verdict':<16} {'value':<12} {'measure (paper claim)'}"
     out = ["claims:", head, "-" * len(head)]
     for r in rows:
+        detail = f" [{cut(r['detail'], width)}]" if r.get("detail") else ""
+        paper = f" ({cut(r['paper'], width)})" if r.get("paper") else ""
         out.append(f"{r['figure']:<8} {r['verdict'] or '-':<16} {cut(format_value(r['value']), 12):<12} "
-                   f"{cut(r['measure'], width)} ({cut(r['paper'], width)})")
+                   f"{cut(r['measure'], width)}{paper}{detail}")
+    out.append(CLAIMS_CAVEAT)
     return "\n".join(out)
+
+
+#: Printed under every claims table: a verdict is a measured comparison, not a test.
+CLAIMS_CAVEAT = ("verdicts compare each measured value with its stated threshold on these cubes; they are "
+                 "not significance tests: a cube of a few questions or draws, or ILLUSTRATIVE data (see "
+                 "each row's detail), decides nothing.")
