@@ -60,18 +60,24 @@ def mc_bucket_lines(cubes: dict[str, xr.Dataset], subset: str | None, n_buckets:
         ``error`` in nats, means over the bucket's questions; ``incoherence``).
     """
     out = []
+    for cube, model, size, budget, sub in _subset_cells(cubes, subset):
+        kl = metrics.kl_decomposition(sub["outcome"], sub["target"])
+        nums = bucketed(kl["variance"], kl["error"], sub["output_tokens"], n_buckets, bias=kl["bias"])
+        if nums is None:
+            continue
+        out.append({"cube": cube, "model": model, "size": size, "budget": budget, "subset": subset or "all",
+                    "label": line_label(cube, model, size, budget, len(cubes)), **nums})
+    return out
+
+
+def _subset_cells(cubes: dict[str, xr.Dataset], subset: str | None):
+    """``(cube, model, size, budget, cell)`` of every run cell restricted to ``subset``
+    (cells without a question of it are skipped)."""
     for cube, ds in cubes.items():
         for model, size, budget, cell in cells(ds):
             sub = subset_of(cell, subset)
-            if sub.sizes["question"] == 0:
-                continue
-            kl = metrics.kl_decomposition(sub["outcome"], sub["target"])
-            nums = bucketed(kl["variance"], kl["error"], sub["output_tokens"], n_buckets, bias=kl["bias"])
-            if nums is None:
-                continue
-            out.append({"cube": cube, "model": model, "size": size, "budget": budget, "subset": subset or "all",
-                        "label": line_label(cube, model, size, budget, len(cubes)), **nums})
-    return out
+            if sub.sizes["question"]:
+                yield cube, model, size, budget, sub
 
 
 def open_points(cubes: dict[str, xr.Dataset], subset: str | None) -> list[dict[str, Any]]:
@@ -85,18 +91,14 @@ def open_points(cubes: dict[str, xr.Dataset], subset: str | None) -> list[dict[s
         ``cell`` is kept for bucketing (dropped before JSON).
     """
     out = []
-    for cube, ds in cubes.items():
-        for model, size, budget, cell in cells(ds):
-            sub = subset_of(cell, subset)
-            if sub.sizes["question"] == 0:
-                continue
-            var = metrics.embedding_variance(sub["outcome"])
-            x = sub["output_tokens"].mean("draw", skipna=True)
-            out.append({"cube": cube, "model": model, "size": size, "budget": budget, "subset": subset or "all",
-                        "label": line_label(cube, model, size, budget, len(cubes)),
-                        "question": [str(q) for q in sub["question"].values],
-                        "x": floats(x.values), "variance": floats(var.values),
-                        "_var": var, "_len": sub["output_tokens"]})
+    for cube, model, size, budget, sub in _subset_cells(cubes, subset):
+        var = metrics.embedding_variance(sub["outcome"])
+        x = sub["output_tokens"].mean("draw", skipna=True)
+        out.append({"cube": cube, "model": model, "size": size, "budget": budget, "subset": subset or "all",
+                    "label": line_label(cube, model, size, budget, len(cubes)),
+                    "question": [str(q) for q in sub["question"].values],
+                    "x": floats(x.values), "variance": floats(var.values),
+                    "_var": var, "_len": sub["output_tokens"]})
     return out
 
 
