@@ -69,6 +69,7 @@ def cmd_diagnose(args) -> None:
         eval_starts,
         make_experiment_problem,
         make_training_data,
+        training_starts,
     )
     from hotmess.plugins.synthetic.model import build_model
     from hotmess.plugins.synthetic.problem import teacher_trajectories
@@ -93,13 +94,7 @@ def cmd_diagnose(args) -> None:
     data_s = time.perf_counter() - t0
     # held-out pairs from fresh starts of the same distribution, every step of the trajectory
     rng = np.random.default_rng(derive_seed(seed, "diag-starts", 0))
-    r, sp = cfg.data.start_radius, cfg.data.start_spread  # the training start distribution
-    if r is not None:
-        hx0 = problem.ball_starts(args.heldout_trajectories, float(r), rng)
-    elif sp is not None:
-        hx0 = problem.start_center + float(sp) * rng.standard_normal((args.heldout_trajectories, d))
-    else:
-        hx0 = problem.starts(args.heldout_trajectories, rng)
+    hx0 = training_starts(cfg, problem, args.heldout_trajectories, rng)  # the training start distribution
     hxs, hus = teacher_trajectories(problem, hx0, cfg.data.trajectory_steps, cfg.step_norm)
     pick = rng.choice(hus.shape[0] * hus.shape[1], args.heldout_pairs, replace=False)
     hx = hxs[:-1].reshape(-1, d)[pick]

@@ -240,3 +240,43 @@ def test_training_start_distributions(extra, check):
     else:
         spread = 0.2 if check == "spread" else 0.05  # problem.start_spread's default
         assert np.std(x0 - p.start_center) == pytest.approx(spread, rel=0.06)
+
+
+def test_near_fraction_mixes_a_ball_around_the_minimiser_into_the_tube():
+    """near_fraction=0.25: a quarter of the training starts lie in the ball of near_radius
+    around b, the rest in the tube around start_center (their distance to b ~ start_distance);
+    counted by hand from the decoded step-0 pairs."""
+    from hotmess.core.seeding import derive_seed
+    from hotmess.plugins.synthetic.encoding import decode
+    from hotmess.plugins.synthetic.experiment import (
+        SynthConfig,
+        make_experiment_problem,
+        make_training_data,
+        training_starts,
+    )
+
+    cfg = SynthConfig.from_mapping({"sizes": [{"name": "a", "layers": 1, "width": 16, "heads": 2}],
+                                    "data": {"trajectories": 400, "trajectory_steps": 2, "start_spread": 0.02,
+                                             "near_fraction": 0.25, "near_radius": 0.1}})
+    p = make_experiment_problem(cfg, 0)
+    x0 = training_starts(cfg, p, 400, np.random.default_rng(derive_seed(0, "train-starts", 0)))
+    r = np.linalg.norm(x0 - p.b, axis=1)
+    near = r <= 0.1 + 1e-12
+    assert near.sum() == 100  # round(0.25 * 400)
+    far = np.linalg.norm(x0[~near] - p.start_center, axis=1)
+    assert far.max() < 0.02 * 6  # the tube: spread 0.02 per coordinate
+    # the training data starts there (step-0 pairs of the 360 training trajectories, rounded to 5 digits)
+    tr, te = make_training_data(cfg, p, 0)
+    assert np.allclose(decode(tr[:360, :28].reshape(360, 4, 7), 4), x0[:360], atol=5e-5)
+    # both kinds reach the held-out split (the order is shuffled)
+    assert 0 < near[360:].sum() < 40
+    # near_fraction = 0 draws exactly the old starts
+    cfg0 = SynthConfig.from_mapping({"sizes": [{"name": "a", "layers": 1, "width": 16, "heads": 2}],
+                                     "data": {"trajectories": 400, "start_spread": 0.02}})
+    a = training_starts(cfg0, p, 400, np.random.default_rng(5))
+    b = p.start_center + 0.02 * np.random.default_rng(5).standard_normal((400, 4))
+    assert np.array_equal(a, b)
+    for bad, msg in (({"near_fraction": 1.5}, "near_fraction"), ({"near_radius": 0.0}, "near_radius")):
+        c = SynthConfig.from_mapping({"sizes": [{"name": "a", "layers": 1, "width": 16, "heads": 2}], "data": bad})
+        with pytest.raises(ValueError, match=msg):
+            training_starts(c, p, 10, np.random.default_rng(0))

@@ -75,6 +75,11 @@ class DataConfig:
     #: problem.start_spread (OPEN; a wider tube of training trajectories around the
     #: evaluation starts); None = problem.start_spread. Ignored when start_radius is set.
     start_spread: float | None = None
+    #: This fraction of the trajectories starts uniform in the ball of ``near_radius`` around b
+    #: instead (OPEN): teacher steps that approach b from every side, so that a model learns
+    #: to turn around at b rather than walk past it (docs/science.md, "Diagnosis").
+    near_fraction: float = 0.0
+    near_radius: float = 0.1
 
 
 @dataclass
@@ -178,6 +183,46 @@ def make_experiment_problem(cfg: SynthConfig, seed: int):
     return make_problem(np.random.default_rng(derive_seed(seed, "problem", 0)), **asdict(cfg.problem))
 
 
+def training_starts(cfg: SynthConfig, problem, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` start points of teacher trajectories for training, shape (n, d).
+
+    ``data.start_radius`` set: uniform in that ball around b; else ``start_center +
+    data.start_spread * N(0, I)`` (``problem.start_spread`` when ``data.start_spread`` is None).
+    Then the first ``round(near_fraction * n)`` are replaced by points uniform in the ball of
+    ``data.near_radius`` around b, and the order is shuffled (so that the held-out split takes
+    both kinds). Raises ValueError for a fraction outside [0, 1] or a radius <= 0.
+    """
+    dc = cfg.data
+    if not 0.0 <= float(dc.near_fraction) <= 1.0:
+        raise ValueError(f"synthetic.data.near_fraction must be in [0, 1], got {dc.near_fraction!r}")
+    if float(dc.near_radius) <= 0.0:
+        raise ValueError(f"synthetic.data.near_radius must be > 0, got {dc.near_radius!r}")
+    if dc.start_radius is not None:
+        x0 = problem.ball_starts(n, float(dc.start_radius), rng)
+    elif dc.start_spread is not None:
+        x0 = problem.start_center + float(dc.start_spread) * rng.standard_normal((n, problem.dim))
+    else:
+        x0 = problem.starts(n, rng)
+    k = int(round(float(dc.near_fraction) * n))
+    if k:
+        x0[:k] = problem.ball_starts(k, float(dc.near_radius), rng)
+        x0 = x0[rng.permutation(n)]
+    return x0
+
+
+def training_start_text(cfg: SynthConfig) -> str:
+    """The training start distribution of ``cfg`` in words (recorded in the cube's task_info)."""
+    dc = cfg.data
+    if dc.start_radius is not None:
+        text = f"uniform in the ball of radius {dc.start_radius} around b"
+    else:
+        sp = dc.start_spread if dc.start_spread is not None else cfg.problem.start_spread
+        text = f"b + start_distance * w + {sp} * N(0, I)"
+    if dc.near_fraction:
+        text += f"; a fraction {dc.near_fraction} uniform in the ball of radius {dc.near_radius} around b"
+    return text + " (OPEN)"
+
+
 def make_training_data(cfg: SynthConfig, problem, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """Teacher trajectories, split by trajectory into train and test pairs (tokens).
 
@@ -191,14 +236,7 @@ def make_training_data(cfg: SynthConfig, problem, seed: int) -> tuple[np.ndarray
 
     n = cfg.data.trajectories
     n_test = max(1, int(round(n * cfg.data.test_fraction)))
-    rng = np.random.default_rng(derive_seed(seed, "train-starts", 0))
-    r = cfg.data.start_radius
-    if r is not None:
-        x0 = problem.ball_starts(n, float(r), rng)
-    elif cfg.data.start_spread is not None:
-        x0 = problem.start_center + float(cfg.data.start_spread) * rng.standard_normal((n, problem.dim))
-    else:
-        x0 = problem.starts(n, rng)
+    x0 = training_starts(cfg, problem, n, np.random.default_rng(derive_seed(seed, "train-starts", 0)))
     xs, us = teacher_trajectories(problem, x0, cfg.data.trajectory_steps, cfg.step_norm)
     xs = xs[:-1]  # (steps, n, d): pairs (x_t, u_t)
     d = problem.dim
@@ -446,6 +484,7 @@ def assemble(cfg: SynthConfig, store, problem, x0: np.ndarray, *, seed: int):
         "question_means": "one problem instance (A, b)",
         "draw_means": "one start point x_0",
         "start_distribution": "x0 = b + start_distance * w + start_spread * N(0, I), w a random unit vector (OPEN)",
+        "training_start_distribution": training_start_text(cfg),
         "decomposition_randomness": "start points (greedy decoding)" if cfg.rollout.temperature == 0
         else f"start points and sampling at temperature {cfg.rollout.temperature}",
         "devices": sorted({p.attrs["device"] for p in parts}),
