@@ -223,3 +223,19 @@ def test_registered_as_producers(tmp_path, csv_table):
     ds = prod.run()
     assert schema.validate(open_cube(tmp_path / "c.nc"), "probabilities") == []
     assert ds.sizes["question"] == 2
+
+
+def test_report_without_a_format_error_flag_says_unknown_not_zero(tmp_path, csv_table):
+    """A cube that records no format_error flag: the rate is unknown (null, shown as a dash),
+    where 0.000 would claim that every answer was read."""
+    from hotmess.core.cube import open_cube
+    from hotmess.plugins.importers.report import report
+
+    cube = tmp_path / "cube.nc"
+    assert CliRunner().invoke(main, ["import", "table", str(csv_table), "-o", str(cube)]).exit_code == 0
+    ds = open_cube(cube).drop_vars("format_error")
+    rep = report(ds, by=("model", "size", "budget"), n_boot=20)
+    assert all(r["metrics"]["format_error_rate"]["value"] is None for r in rep["rows"])
+    # the other metrics are unchanged by the missing flag
+    full = report(open_cube(cube), by=("model", "size", "budget"), n_boot=20)
+    assert [r["metrics"]["accuracy"]["value"] for r in rep["rows"]] == [r["metrics"]["accuracy"]["value"] for r in full["rows"]]

@@ -5,7 +5,8 @@ are pooled, their (cell, question) pairs counted as questions of the group):
 
 - ``accuracy``: mean over questions of the per-question accuracy (mean over draws of
   ``1{argmax = target}``, ties to the lowest option; :func:`hotmess.core.metrics.accuracy`);
-- ``format_error_rate``: format errors / draws run (pooled over questions and draws);
+- ``format_error_rate``: format errors / draws run (pooled over questions and draws; null,
+  shown "–", for a cube without a ``format_error`` flag, e.g. an import that does not record one);
 - ``kl_bias``, ``kl_variance`` (nats, means over questions) and ``kl_incoherence`` =
   Σ variance / Σ error (:func:`~hotmess.core.metrics.kl_decomposition`,
   :func:`~hotmess.core.metrics.incoherence`); the same for ``brier_*``;
@@ -79,7 +80,8 @@ def per_question(cube: xr.Dataset) -> xr.Dataset:
         fe = metrics.format_error_counts(cube["format_error"].where(ran), dim="draw")
         fe_count, fe_total = fe["count"].astype(float), fe["total"].astype(float)
     else:
-        fe_count, fe_total = xr.zeros_like(acc), ran.sum("draw").astype(float)
+        # no format_error flag recorded: the rate is unknown (n/a), not 0
+        fe_count, fe_total = xr.full_like(acc, np.nan, dtype=float), ran.sum("draw").astype(float)
     q = xr.Dataset({
         "accuracy": acc, "fe_count": fe_count, "fe_total": fe_total,
         "kl_bias": kl.bias, "kl_variance": kl.variance, "kl_error": kl.error,
@@ -102,7 +104,7 @@ def _statistic(pooled: tuple[str, ...]):
                      "zero_one_bias", "zero_one_variance"):
             v = q[name].where(ran)
             out[name] = v.sum(dims, min_count=1) / v.notnull().sum(dims).where(lambda n: n > 0)
-        out["format_error_rate"] = q["fe_count"].sum(dims) / q["fe_total"].sum(dims).where(lambda n: n > 0)
+        out["format_error_rate"] = q["fe_count"].sum(dims, min_count=1) / q["fe_total"].sum(dims).where(lambda n: n > 0)
         out["kl_incoherence"] = metrics.incoherence(q["kl_variance"], q["kl_error"], dim=dims)
         out["brier_incoherence"] = metrics.incoherence(q["brier_variance"], q["brier_error"], dim=dims)
         return xr.Dataset(out)
