@@ -102,6 +102,9 @@ def paper_cmd(results: str, out: str, only: tuple[str, ...], sets: tuple[str, ..
         known = sorted({k for e in entries.values() for k in e.spec.options})
         raise click.UsageError(f"no figure has the option(s) {', '.join(bad)}; options: {', '.join(known)} "
                                f"(hotmess paper --list shows them per figure)")
+    bad = build.invalid_settings(entries, settings)
+    if bad:
+        raise click.UsageError("; ".join(bad))
     if not Path(results).is_dir():
         raise click.ClickException(f"no results folder {results!r} (cubes live in <results>/<experiment>/cube.nc; "
                                    f"produce them with `hotmess run experiment=...` or pass --results)")

@@ -183,6 +183,21 @@ def unknown_settings(entries: dict[str, Entry], user: dict[str, Any]) -> list[st
     return bad
 
 
+def invalid_settings(entries: dict[str, Entry], user: dict[str, Any]) -> list[str]:
+    """One line per user setting of a count option (declared with an integer default and a name
+    ``n_*``: n_buckets, n_groups, n_boot, ...) whose value is not a positive integer."""
+    bad = []
+    for key, value in user.items():
+        fig, dot, opt = str(key).partition(".")
+        name = opt if dot else key
+        specs = [entries[fig].spec] if dot and fig in entries else [e.spec for e in entries.values()]
+        counts = [sp for sp in specs if name.startswith("n_") and isinstance(sp.options.get(name), int)
+                  and not isinstance(sp.options.get(name), bool)]
+        if counts and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+            bad.append(f"{key}={value!r}: a count, must be a positive integer")
+    return bad
+
+
 # ----------------------------------------------------------------------------- cubes
 def remake_command(cube: str, results: str | Path) -> str:
     """The command that produces ``<results>/<cube>/cube.nc``."""

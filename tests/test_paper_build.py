@@ -161,6 +161,11 @@ def test_settings_override_declared_options_and_are_recorded(tmp_path):
     assert d["variables"] == ["outcome", "actions"] and d["cubes"]["swebench_probe"]["sha256"]
     res = run("--results", res_dir, "--out", out, "--set", "bogus_option=1")
     assert res.exit_code == 2 and "no figure has the option(s) bogus_option" in res.output
+    # a count option that is not a positive integer is refused before anything is built
+    for bad in ("fig02b.n_buckets=0", "n_buckets=-2", "n_buckets=2.5", "fig21.n_boot=true"):
+        res = run("--results", res_dir, "--out", tmp_path / "f3", "--set", bad)
+        assert res.exit_code == 2 and "must be a positive integer" in res.output and bad.split("=")[0] in res.output, bad
+        assert not (tmp_path / "f3").exists()
 
 
 def test_list_names_builder_cubes_variables_options():
