@@ -60,6 +60,13 @@ def _me() -> tuple[str, int]:
     return socket.gethostname(), os.getpid()
 
 
+def _this_command() -> str:
+    """This process's command line as a user typed it (``hotmess run`` sets argv[0] to
+    ``"hotmess run"`` before Hydra parses the overrides)."""
+    prog = sys.argv[0] if sys.argv and sys.argv[0].startswith("hotmess") else "hotmess"
+    return " ".join([prog, *sys.argv[1:]])[:500]
+
+
 def _try(lock: FileLock) -> bool:
     try:
         lock.acquire(timeout=0)
@@ -144,7 +151,7 @@ class Locks:
         self._run_lock = lock
         record = {"host": host, "pid": pid, "digest": digest, "settings": settings,
                   "started": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
-                  "command": command or " ".join(["hotmess", *sys.argv[1:]])[:500]}
+                  "command": command or _this_command()}
         tmp = base.with_suffix(".json.tmp")
         tmp.write_text(json.dumps(record, sort_keys=True, default=str))
         tmp.replace(base.with_suffix(".json"))

@@ -60,11 +60,14 @@ def test_a_killed_holder_leaves_a_stale_record_that_is_detected(tmp_path, holder
     locks.release()
 
 
-def test_register_and_release_leave_no_record(tmp_path):
+def test_register_and_release_leave_no_record(tmp_path, monkeypatch):
+    # argv as `hotmess run` leaves it for Hydra: the recorded command keeps the "run"
+    monkeypatch.setattr("sys.argv", ["hotmess run", "task.data_dir=/d", "draws=2"])
     with Locks(tmp_path) as locks:
         locks.register("d", {"seed": 0})
         rec = json.loads(next((tmp_path / ".locks" / "runs").glob("*.json")).read_text())
         assert rec["pid"] == os.getpid() and rec["settings"] == {"seed": 0}
+        assert rec["command"] == "hotmess run task.data_dir=/d draws=2"
         assert locks.live_runs() == []  # this process is not "another run"
     assert list((tmp_path / ".locks" / "runs").glob("*")) == []
 
