@@ -114,3 +114,35 @@ def test_combine_parts_with_different_optional_variables(tmp_path):
     assert ds["seed_sent"].sel(model="m", size="S", budget="8", question="q0").values.tolist() == [1, 1, 1]
     assert np.isnan(ds["seed_sent"].sel(model="m", size="S", budget="8", question="q1")).all()
     assert ds["reasoning_tokens_source"].sel(model="m", size="S", budget="8").values.tolist() == [["", "", ""], ["usage"] * 3]
+
+
+def test_combining_the_same_parts_again_keeps_the_cube_file(tmp_path):
+    """A rerun with nothing new (same parts, a new `created` stamp) leaves cube.nc byte for
+    byte as it was, so its SHA-256 in the figures' stamps stays; new data rewrites it."""
+    import hashlib
+    import time
+
+    def sha(p):
+        return hashlib.sha256(p.read_bytes()).hexdigest()
+
+    store = CubeStore(tmp_path / "exp")
+    store.write_part(_part("m", "S", "8", ["q0", "q1"], seed=1), "m", "S", "8", 0)
+    store.combine(attrs={"experiment": "t", "created": "2026-01-01T00:00:00+00:00"})
+    before, mtime = sha(store.cube_path), store.cube_path.stat().st_mtime_ns
+    time.sleep(0.01)
+    store.combine(attrs={"experiment": "t", "created": "2026-12-02T00:00:00+00:00"})
+    assert sha(store.cube_path) == before and store.cube_path.stat().st_mtime_ns == mtime
+    # another attribute or another value: rewritten
+    store.combine(attrs={"experiment": "t2", "created": "2026-12-02T00:00:00+00:00"})
+    assert open_cube(store.cube_path).attrs["experiment"] == "t2"
+    store.write_part(_part("m", "S", "8", ["q2"], seed=2), "m", "S", "8", 1)
+    ds = store.combine(attrs={"experiment": "t2", "created": "2026-12-02T00:00:00+00:00"})
+    assert open_cube(store.cube_path).sizes["question"] == 3 == ds.sizes["question"]
+    # a producer's cube through write_cube: the same rule
+    one = _part("m", "S", "8", ["q0"], seed=5).assign_attrs(created="a")
+    store.write_cube(one)
+    first = sha(store.cube_path)
+    store.write_cube(one.assign_attrs(created="b"))
+    assert sha(store.cube_path) == first
+    store.write_cube(one.assign_attrs(created="b", note="x"))
+    assert sha(store.cube_path) != first
