@@ -158,6 +158,7 @@ def np_kl(p: np.ndarray, target: int) -> tuple[float, float, float]:
     g /= g.sum()
     bias = -np.log(g[target])
     var = np.mean(np.sum(g * (np.log(g) - np.log(f)), axis=1))
+    var = max(var, 0.0)  # >= 0 by Jensen; rounding can leave -1e-16, clipped (docs/science.md, 1a)
     return bias, var, bias + var
 
 
