@@ -16,6 +16,9 @@ kind                outcome dim    made by
 ``embedding``       ``embedding``  open-ended answers (MWE open-ended)
 ``point``           ``coordinate`` the synthetic optimizer (one point per rollout ``step``)
 ``survey``          (none)         the survey of rankings (``measure x entity x rater``)
+``summary``         (none)         a study script's statistics of other cubes (e.g.
+                                   ``synthetic_compute``: ``budget x train_seed x size``);
+                                   its own dims, checked by the figure that reads it
 ==================  =============  =======================================================
 
 Schema versions: ``1`` = cubes written before the version was recorded (no
@@ -44,6 +47,7 @@ OUTCOME_DIMS: dict[str, str | None] = {
     "embedding": "embedding",
     "point": "coordinate",
     "survey": None,
+    "summary": None,
 }
 KINDS = tuple(OUTCOME_DIMS)
 #: Dimensions every sampled cube (all kinds but ``survey``) is indexed by, in this order.
@@ -268,6 +272,8 @@ def validate(ds: xr.Dataset, kind: str | None = None) -> list[str]:
         problems.append(f"cube is of kind {actual!r}, expected {kind!r}")
         return problems
     kind = actual
+    if kind == "summary":  # derived statistics: no sample variables to check
+        return problems
     if kind == "survey":
         for name in ("rank", "entity", "measure"):
             if name not in ds.variables:

@@ -14,6 +14,7 @@ size trend is measured, not assumed (``docs/science.md#the-synthetic-optimizer``
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,11 @@ def summary_cube(runs: list[tuple[int, int, xr.Dataset]], settings: dict | None 
     out["train_seconds"].attrs["units"] = "s"
     out["step_slope"].attrs["long_name"] = "least-squares slope of incoherence vs rollout step, per 100 steps"
     out["exit_step"].attrs["long_name"] = "median rollout step at which a start leaves the teacher"
-    out.attrs.update({"experiment": CUBE, "source": "scripts/synthetic_study.py compute"})
+    from hotmess.core import schema
+
+    out.attrs.update({"experiment": CUBE, "source": "scripts/synthetic_study.py compute",
+                      "runs": json.dumps([[int(b), int(s)] for b, s, _ in runs])})
+    schema.stamp(out.attrs, "summary")
     return out
 
 

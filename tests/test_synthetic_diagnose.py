@@ -214,6 +214,22 @@ def test_compute_summary_cube_and_figure(tmp_path):
     gap = next(c for c in nums["claims"] if "bias" in c["paper"])
     assert gap["value"] == "3/3 seeds" and gap["verdict"] == "agrees"
     assert "100 steps: 0/3" in gap["detail"]
+    # the summary cube written by `synthetic_study.py summary` goes through `hotmess paper`
+    # (a "summary" kind cube: the build checks it and builds the figure from it)
+    from hotmess.paper import build
+
+    for budget, seed, cube in runs:
+        d = tmp_path / "study" / f"steps{budget}_seed{seed}"
+        d.mkdir(parents=True)
+        cube.to_netcdf(d / "cube.nc")
+    written = cf.write_summary(tmp_path / "study")
+    results = tmp_path / "results"
+    (results / "synthetic_compute").mkdir(parents=True)
+    written.rename(results / "synthetic_compute" / "cube.nc")
+    rep = build.build_figures(results, tmp_path / "figs", only=["figsyn_compute"], index=False)
+    assert list(rep.built) == ["figsyn_compute"] and not rep.failed, rep.failed
+    out = json.loads((tmp_path / "figs" / "figsyn_compute.json").read_text())
+    assert out["data"]["budget"] == [100.0, 1000.0] and out["data"]["alpha_gap"][1] == pytest.approx([0.5] * 3)
 
 
 @pytest.mark.parametrize("extra, check", [
