@@ -12,13 +12,13 @@ training seed in ``--seeds``, the whole experiment (every size) through
 :func:`hotmess.plugins.synthetic.experiment.run_experiment` into
 ``<out>/steps<B>_seed<s>/cube.nc`` (resumable; the problem and start points stay those of the
 experiment seed, ``synthetic.train_seed`` varies initialisation and batch order). ``summary``
-then writes ``<out>/summary.json`` with each cube's claim statistics
+then writes ``<out>/cube.nc``, a ``summary`` cube of each run's claim statistics
 (:func:`hotmess.paper.synthetic_figs.claim_statistics`), which the ``figsyn_compute`` figure
 reads.
 
 Usage::
 
-    nice -n 15 python scripts/synthetic_study.py diagnose --size 28K --steps 2000 --out results/synthetic_diagnose
+    nice -n 15 python scripts/synthetic_study.py diagnose --size 16K --steps 2000 --out results/synthetic_diagnose
     nice -n 15 python scripts/synthetic_study.py compute --budgets 500 2000 --seeds 1 2 3 --out results/synthetic_compute
     python scripts/synthetic_study.py summary --out results/synthetic_compute
 """
