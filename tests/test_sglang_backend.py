@@ -128,7 +128,10 @@ def test_attach_to_nothing_fails_in_bounded_time():
 def test_server_dies_with_an_interrupted_or_killed_parent(tmp_path, sig):
     script = textwrap.dedent(
         f"""
-        import sys, time
+        import signal, sys, time
+        # Ctrl-C as a shell delivers it: an ignored SIGINT is inherited across exec (some
+        # library earlier in the test session can leave the runner's SIGINT ignored)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from hotmess.core.backend import ModelSpec
         from hotmess.plugins.sglang.backend import SGLangBackend
         be = SGLangBackend(ModelSpec(name="s", size="x", source="m"), command={HTTP_SERVER!r}, health_path="/")
