@@ -254,15 +254,14 @@ def same_cube(ds: xr.Dataset, path: str | os.PathLike) -> bool:
             old = old.load()
     except Exception:  # noqa: BLE001 - an unreadable file is rewritten, never trusted
         return False
+    def attrs(x):
+        return {k: str(v) for k, v in x.attrs.items() if k not in VOLATILE_ATTRS}
+
     new = _prepare(ds)
-    strip = {k: v for k, v in new.attrs.items() if k not in VOLATILE_ATTRS}
-    if {k: v for k, v in old.attrs.items() if k not in VOLATILE_ATTRS}.keys() != strip.keys():
+    if attrs(old) != attrs(new):
         return False
-    a, b = old.copy(), new.copy()
-    a.attrs, b.attrs = {}, {}
     try:
-        return bool(a.identical(b)) and all(
-            str(old.attrs[k]) == str(strip[k]) for k in strip)
+        return bool(old.drop_attrs(deep=False).identical(new.drop_attrs(deep=False)))
     except Exception:  # noqa: BLE001 - incomparable contents: rewrite
         return False
 

@@ -191,9 +191,9 @@ def invalid_settings(entries: dict[str, Entry], user: dict[str, Any]) -> list[st
         fig, dot, opt = str(key).partition(".")
         name = opt if dot else key
         specs = [entries[fig].spec] if dot and fig in entries else [e.spec for e in entries.values()]
-        counts = [sp for sp in specs if name.startswith("n_") and isinstance(sp.options.get(name), int)
-                  and not isinstance(sp.options.get(name), bool)]
-        if counts and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
+        is_count = name.startswith("n_") and any(
+            isinstance(sp.options.get(name), int) and not isinstance(sp.options.get(name), bool) for sp in specs)
+        if is_count and not (isinstance(value, int) and not isinstance(value, bool) and value >= 1):
             bad.append(f"{key}={value!r}: a count, must be a positive integer")
     return bad
 
